@@ -1,0 +1,282 @@
+//! One module per subcommand, each holding its help text and its run function; this module holds
+//! what they share: the configuration flags and progress display.
+
+pub mod compare;
+pub mod score;
+pub mod train;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+use audience::config::{Config, DEFAULT_CONFIG_FILE, SplitMethod, delimiter_byte};
+use audience::data::{self, History, HistorySource};
+
+/// Flags that override `audience.toml` (flags win).
+#[derive(Debug, Clone, Args, Default)]
+pub struct ConfigArgs {
+    /// Configuration file [default: ./audience.toml when present]
+    #[arg(long, short = 'c', value_name = "PATH", global = true)]
+    pub config: Option<PathBuf>,
+
+    /// Promotion history, CSV or Parquet (data.path)
+    #[arg(long, value_name = "PATH", help_heading = "Data")]
+    pub data: Option<PathBuf>,
+    /// Labels in a separate file, same row order (data.labels_path)
+    #[arg(long, value_name = "PATH", help_heading = "Data")]
+    pub labels: Option<PathBuf>,
+    /// CSV delimiter; detected when absent (data.delimiter)
+    #[arg(long, value_name = "CHAR", help_heading = "Data")]
+    pub delimiter: Option<String>,
+    /// Id column; `row_id` (0-based file order) is made when absent (data.id)
+    #[arg(long, value_name = "COLUMN", help_heading = "Data")]
+    pub id: Option<String>,
+    /// Label column (data.label)
+    #[arg(long, value_name = "COLUMN", help_heading = "Data")]
+    pub label: Option<String>,
+    /// Label values meaning converted; repeatable (data.positive) [default: 1, true, yes, y]
+    #[arg(long, value_name = "VALUE", help_heading = "Data")]
+    pub positive: Vec<String>,
+    /// Label values meaning not converted; repeatable (data.negative) [default: 0, false, no, n]
+    #[arg(long, value_name = "VALUE", help_heading = "Data")]
+    pub negative: Vec<String>,
+    /// Column never used as a feature; repeatable, adds to data.exclude
+    #[arg(long, value_name = "COLUMN", help_heading = "Data")]
+    pub exclude: Vec<String>,
+    /// Column treated as categorical; repeatable, adds to data.categorical
+    #[arg(long, value_name = "COLUMN", help_heading = "Data")]
+    pub categorical: Vec<String>,
+    /// Table name rules select from (data.table) [default: history]
+    #[arg(long, value_name = "NAME", help_heading = "Data")]
+    pub table: Option<String>,
+
+    /// Share of rows held out for evaluation (split.test_fraction) [default: 0.3]
+    #[arg(long, value_name = "FRACTION", help_heading = "Split")]
+    pub test_fraction: Option<f64>,
+    /// Random seed of the split and the model (split.seed) [default: 42]
+    #[arg(long, help_heading = "Split")]
+    pub seed: Option<u64>,
+    /// Hold out by time instead: rows with COLUMN >= CUTOFF (split.time_column, split.cutoff)
+    #[arg(long, value_names = ["COLUMN", "CUTOFF"], num_args = 2, help_heading = "Split")]
+    pub time_split: Option<Vec<String>>,
+
+    /// Leaves per tree (model.num_leaves) [default: 31]
+    #[arg(long, help_heading = "Model")]
+    pub num_leaves: Option<u32>,
+    /// Maximum boosting rounds (model.num_rounds) [default: 200]
+    #[arg(long, help_heading = "Model")]
+    pub num_rounds: Option<u32>,
+    /// Learning rate (model.learning_rate) [default: 0.05]
+    #[arg(long, help_heading = "Model")]
+    pub learning_rate: Option<f64>,
+    /// Rounds without improvement before stopping; 0 = off (model.early_stopping_rounds) [default: 20]
+    #[arg(long, help_heading = "Model")]
+    pub early_stopping_rounds: Option<u32>,
+    /// Any LightGBM parameter as KEY=VALUE; repeatable (model.params)
+    #[arg(long = "param", value_name = "KEY=VALUE", help_heading = "Model")]
+    pub params: Vec<String>,
+}
+
+impl ConfigArgs {
+    /// The configuration file (if any) with the flags applied on top, checked.
+    pub fn resolve(&self) -> Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => {
+                if !path.exists() {
+                    bail!("{}: configuration file not found", path.display());
+                }
+                Config::load(path)?
+            }
+            None if PathBuf::from(DEFAULT_CONFIG_FILE).exists() => {
+                Config::load(&PathBuf::from(DEFAULT_CONFIG_FILE))?
+            }
+            None => Config::default(),
+        };
+        let d = &mut config.data;
+        if let Some(v) = &self.data {
+            d.path = Some(v.clone());
+        }
+        if let Some(v) = &self.labels {
+            d.labels_path = Some(v.clone());
+        }
+        if let Some(v) = &self.delimiter {
+            d.delimiter = Some(v.clone());
+        }
+        if let Some(v) = &self.id {
+            d.id = Some(v.clone());
+        }
+        if let Some(v) = &self.label {
+            d.label = Some(v.clone());
+        }
+        if !self.positive.is_empty() {
+            d.positive = Some(self.positive.clone());
+        }
+        if !self.negative.is_empty() {
+            d.negative = Some(self.negative.clone());
+        }
+        d.exclude.extend(self.exclude.iter().cloned());
+        d.categorical.extend(self.categorical.iter().cloned());
+        if let Some(v) = &self.table {
+            d.table = v.clone();
+        }
+        let s = &mut config.split;
+        if let Some(v) = self.test_fraction {
+            s.test_fraction = v;
+        }
+        if let Some(v) = self.seed {
+            s.seed = v;
+        }
+        if let Some(v) = &self.time_split {
+            s.method = SplitMethod::Time;
+            s.time_column = Some(v[0].clone());
+            s.cutoff = Some(v[1].clone());
+        }
+        let m = &mut config.model;
+        if let Some(v) = self.num_leaves {
+            m.num_leaves = v;
+        }
+        if let Some(v) = self.num_rounds {
+            m.num_rounds = v;
+        }
+        if let Some(v) = self.learning_rate {
+            m.learning_rate = v;
+        }
+        if let Some(v) = self.early_stopping_rounds {
+            m.early_stopping_rounds = v;
+        }
+        for p in &self.params {
+            let (k, v) = p
+                .split_once('=')
+                .with_context(|| format!("--param {p:?}: expected KEY=VALUE"))?;
+            m.params.insert(
+                k.trim().to_string(),
+                toml::Value::String(v.trim().to_string()),
+            );
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// Loads the configured history (table, labels file, labels, ids).
+pub fn load_history(config: &Config) -> Result<History> {
+    let path = config.data_path()?;
+    let delimiter = config
+        .data
+        .delimiter
+        .as_deref()
+        .map(delimiter_byte)
+        .transpose()?;
+    let source = HistorySource {
+        path,
+        labels_path: config.data.labels_path.as_deref(),
+        delimiter,
+        label: config.label()?,
+        id: config.data.id.as_deref(),
+        positive: config
+            .data
+            .positive
+            .clone()
+            .unwrap_or_else(data::default_positive),
+        negative: config
+            .data
+            .negative
+            .clone()
+            .unwrap_or_else(data::default_negative),
+        categorical: &config.data.categorical,
+    };
+    Ok(data::load_history(&source)?)
+}
+
+/// Progress on stderr: a live bar on a terminal, a line now and then otherwise, nothing if quiet.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    quiet: bool,
+    last_line: std::time::Instant,
+    started: std::time::Instant,
+}
+
+impl Progress {
+    pub fn new(quiet: bool, length: Option<u64>, what: &str) -> Progress {
+        let tty = std::io::stderr().is_terminal();
+        let bar = (!quiet && tty).then(|| {
+            let bar = match length {
+                Some(n) => indicatif::ProgressBar::new(n),
+                None => indicatif::ProgressBar::new_spinner(),
+            };
+            let template = if length.is_some() {
+                "{prefix} [{bar:30}] {pos}/{len} {msg} (ETA {eta})"
+            } else {
+                "{prefix} {spinner} {human_pos} rows {msg} ({per_sec})"
+            };
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(template)
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(what.to_string());
+            bar
+        });
+        Progress {
+            bar,
+            quiet,
+            last_line: std::time::Instant::now(),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Moves to `position` with a message; without a terminal, prints a line at most every 2 s.
+    pub fn update(&mut self, position: u64, message: impl FnOnce() -> String) {
+        if self.quiet {
+            return;
+        }
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(position);
+                bar.set_message(message());
+            }
+            None => {
+                if self.last_line.elapsed().as_secs_f64() >= 2.0 {
+                    eprintln!(
+                        "  {position} {} ({:.0} s)",
+                        message(),
+                        self.started.elapsed().as_secs_f64()
+                    );
+                    self.last_line = std::time::Instant::now();
+                }
+            }
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+
+    /// A status line on stderr unless quiet.
+    pub fn note(&self, text: &str) {
+        if self.quiet {
+            return;
+        }
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+}
+
+/// Whether to colour terminal output: a TTY, and NO_COLOR unset or empty.
+pub fn use_color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// The terminal's width, or 100 columns.
+pub fn terminal_width() -> u16 {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(audience::report::DEFAULT_WIDTH)
+}

@@ -1,0 +1,120 @@
+//! `audience score`: score candidate users with a model bundle, streaming the file in batches.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::Args;
+
+use audience::config::delimiter_byte;
+use audience::model::bundle::ModelBundle;
+use audience::model::score::{Keep, ScoreOptions, score_file};
+
+use super::Progress;
+
+pub const ABOUT: &str = "Score candidate users with a trained model";
+
+pub const LONG_ABOUT: &str = "\
+Score candidate users with a trained model bundle.
+
+Writes one row per input row, in input order: the id (under its own column name, or row_id),
+score (probability of conversion), percentile and decile (1 = best; ranked by score, ties by
+input order), and any --keep columns. CSV or Parquet, chosen by the output's extension. The input
+is streamed in batches, so its size does not bound memory beyond 8 bytes per row for the ranks.
+
+The data must have every feature column of the model (extra columns are ignored). Category
+values never seen in training are scored as LightGBM does (as missing) and counted in a warning.";
+
+pub const EXAMPLES: &str = "\
+Examples:
+  audience score --model model/ --data candidates.csv --out scores.csv
+  audience score --model model/ --data candidates.parquet --out scores.parquet --keep email
+  audience score --model model/ --data candidates.csv --out best.csv --top 5000
+  audience score --model model/ --data candidates.csv --out best.csv --top-percent 10";
+
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// Model bundle directory (from `audience train`)
+    #[arg(long, short, value_name = "DIR", default_value = "model")]
+    pub model: PathBuf,
+
+    /// Candidates to score, CSV or Parquet
+    #[arg(long, short, value_name = "PATH")]
+    pub data: PathBuf,
+
+    /// Output file; .parquet writes Parquet, anything else CSV
+    #[arg(long, short, value_name = "PATH")]
+    pub out: PathBuf,
+
+    /// Input column to copy to the output; repeatable
+    #[arg(long, value_name = "COLUMN")]
+    pub keep: Vec<String>,
+
+    /// Keep only the N best rows
+    #[arg(long, value_name = "N", conflicts_with = "top_percent")]
+    pub top: Option<u64>,
+
+    /// Keep only the best P percent of rows
+    #[arg(long, value_name = "P")]
+    pub top_percent: Option<f64>,
+
+    /// CSV delimiter of the input; detected when absent
+    #[arg(long, value_name = "CHAR")]
+    pub delimiter: Option<String>,
+
+    /// Rows per batch
+    #[arg(long, value_name = "N", default_value_t = 65_536)]
+    pub batch_rows: usize,
+
+    /// Replace an existing output file
+    #[arg(long)]
+    pub force: bool,
+
+    /// No progress on stderr
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+pub fn run(args: ScoreArgs) -> Result<()> {
+    let keep = match (args.top, args.top_percent) {
+        (Some(n), _) => Keep::Top(n),
+        (None, Some(p)) if (0.0..=100.0).contains(&p) && p > 0.0 => Keep::TopPercent(p),
+        (None, Some(p)) => bail!("--top-percent must be in (0, 100], got {p}"),
+        (None, None) => Keep::All,
+    };
+    audience::output::check_overwrite(&args.out, args.force)?;
+    let bundle = ModelBundle::load(&args.model)?;
+    let options = ScoreOptions {
+        delimiter: args.delimiter.as_deref().map(delimiter_byte).transpose()?,
+        keep_columns: args.keep.clone(),
+        keep,
+        force: args.force,
+        batch_rows: args.batch_rows,
+    };
+    let mut progress = Progress::new(args.quiet, None, "scoring");
+    let summary = score_file(&bundle, &args.data, &args.out, &options, &mut |rows| {
+        progress.update(rows, || "rows".to_string())
+    })?;
+    progress.finish();
+    if summary.unseen.total() > 0 {
+        let detail: Vec<String> = summary
+            .unseen
+            .by_feature
+            .iter()
+            .map(|(name, n)| format!("{name}: {n}"))
+            .collect();
+        eprintln!(
+            "warning: {} value(s) of categorical features were not seen in training and were scored as missing ({})",
+            summary.unseen.total(),
+            detail.join(", ")
+        );
+    }
+    if !args.quiet {
+        eprintln!(
+            "Scored {} rows; wrote {} to {}",
+            summary.rows_in,
+            summary.rows_out,
+            args.out.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,377 @@
+//! From table columns to LightGBM's feature matrix.
+//!
+//! Numeric columns become f64 with NaN for missing. Categorical columns become integer codes into a
+//! vocabulary of the sorted distinct *training* values; a missing or unseen value becomes NaN, which
+//! every LightGBM categorical split sends right (exactly what Python's pandas path does with its
+//! `pandas_categorical` list). The vocabulary is saved with the model so that scoring reproduces
+//! the training codes whatever order values arrive in.
+
+use std::collections::{BTreeSet, HashMap};
+
+use arrow::array::{Array, ArrayRef, Float64Array, RecordBatch, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Schema};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FeatureKind {
+    Numeric,
+    Categorical,
+}
+
+/// One model input: a column of the table and how it is encoded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Feature {
+    pub name: String,
+    pub kind: FeatureKind,
+    /// For categorical features: the training values, code = position. Sorted numerically when
+    /// every value is a number (`numeric_categories`), otherwise by their UTF-8 bytes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub numeric_categories: bool,
+}
+
+/// A column the planner left out, and why: shown to the user so nothing is dropped silently.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SkippedColumn {
+    pub name: String,
+    pub reason: String,
+}
+
+/// The model's inputs in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureSet {
+    pub features: Vec<Feature>,
+}
+
+/// A dense row-major f64 matrix, the layout LightGBM's `*FromMat` calls read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Matrix {
+    pub values: Vec<f64>,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl Matrix {
+    pub fn row(&self, r: usize) -> &[f64] {
+        &self.values[r * self.cols..(r + 1) * self.cols]
+    }
+}
+
+/// How many values of each categorical feature were not in the training vocabulary.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UnseenCounts {
+    pub by_feature: Vec<(String, u64)>,
+}
+
+impl UnseenCounts {
+    pub fn total(&self) -> u64 {
+        self.by_feature.iter().map(|(_, n)| n).sum()
+    }
+
+    pub fn add(&mut self, other: &UnseenCounts) {
+        for (name, n) in &other.by_feature {
+            match self.by_feature.iter_mut().find(|(m, _)| m == name) {
+                Some((_, total)) => *total += n,
+                None => self.by_feature.push((name.clone(), *n)),
+            }
+        }
+    }
+}
+
+impl FeatureSet {
+    /// Decides which columns are features and of which kind, in table order.
+    ///
+    /// `not_features` are the label, the id, exclusions and the time column; `categorical` forces
+    /// numeric-looking columns to be categories. Text columns are categorical; numbers and booleans
+    /// numeric; other types (dates, nested) are skipped and reported.
+    pub fn plan(
+        schema: &Schema,
+        not_features: &[&str],
+        categorical: &[String],
+    ) -> (FeatureSet, Vec<SkippedColumn>) {
+        let mut features = Vec::new();
+        let mut skipped = Vec::new();
+        for field in schema.fields() {
+            let name = field.name();
+            if not_features.contains(&name.as_str()) {
+                continue;
+            }
+            let kind = if categorical.iter().any(|c| c == name) {
+                Some(FeatureKind::Categorical)
+            } else {
+                match field.data_type() {
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                        Some(FeatureKind::Categorical)
+                    }
+                    DataType::Boolean => Some(FeatureKind::Numeric),
+                    t if t.is_numeric() => Some(FeatureKind::Numeric),
+                    _ => None,
+                }
+            };
+            match kind {
+                Some(kind) => features.push(Feature {
+                    name: name.clone(),
+                    kind,
+                    categories: Vec::new(),
+                    numeric_categories: false,
+                }),
+                None => skipped.push(SkippedColumn {
+                    name: name.clone(),
+                    reason: format!(
+                        "type {} is neither numeric nor text; cast it in the file or exclude it",
+                        field.data_type()
+                    ),
+                }),
+            }
+        }
+        (FeatureSet { features }, skipped)
+    }
+
+    /// Learns each categorical feature's vocabulary from the given training rows.
+    pub fn fit_categories(
+        &mut self,
+        batch: &RecordBatch,
+        rows: &[usize],
+    ) -> std::result::Result<(), String> {
+        for feature in &mut self.features {
+            if feature.kind != FeatureKind::Categorical {
+                continue;
+            }
+            let column = column_of(batch, &feature.name)?;
+            let text = category_text(column)?;
+            let mut values: BTreeSet<&str> = BTreeSet::new();
+            for &r in rows {
+                if text.is_valid(r) && !text.value(r).is_empty() {
+                    values.insert(text.value(r));
+                }
+            }
+            let numbers: Option<Vec<f64>> = values.iter().map(|v| v.parse::<f64>().ok()).collect();
+            let mut categories: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+            feature.numeric_categories = false;
+            if let Some(numbers) = numbers
+                && !numbers.is_empty()
+                && numbers.iter().all(|n| n.is_finite())
+            {
+                let mut pairs: Vec<(f64, String)> = numbers.into_iter().zip(categories).collect();
+                pairs.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+                categories = pairs.into_iter().map(|(_, s)| s).collect();
+                feature.numeric_categories = true;
+            }
+            feature.categories = categories;
+        }
+        Ok(())
+    }
+
+    /// Names of the features, in order.
+    pub fn names(&self) -> Vec<&str> {
+        self.features.iter().map(|f| f.name.as_str()).collect()
+    }
+
+    /// Indexes (in feature order) of the categorical features, for LightGBM's `categorical_feature`.
+    pub fn categorical_indexes(&self) -> Vec<usize> {
+        self.features
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.kind == FeatureKind::Categorical)
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// The features the batch lacks (an error for the caller to report by name).
+    pub fn missing_columns(&self, schema: &Schema) -> Vec<String> {
+        self.features
+            .iter()
+            .filter(|f| schema.column_with_name(&f.name).is_none())
+            .map(|f| f.name.clone())
+            .collect()
+    }
+
+    /// Encodes the given rows (all rows when `None`) into a row-major matrix.
+    pub fn encode(
+        &self,
+        batch: &RecordBatch,
+        rows: Option<&[usize]>,
+    ) -> std::result::Result<(Matrix, UnseenCounts), String> {
+        let n = rows.map_or(batch.num_rows(), |r| r.len());
+        let cols = self.features.len();
+        let mut values = vec![f64::NAN; n * cols];
+        let mut unseen = UnseenCounts::default();
+        for (c, feature) in self.features.iter().enumerate() {
+            let column = column_of(batch, &feature.name)?;
+            match feature.kind {
+                FeatureKind::Numeric => {
+                    let numbers = cast(column.as_ref(), &DataType::Float64).map_err(|e| {
+                        format!("column {:?} cannot be read as numbers: {e}", feature.name)
+                    })?;
+                    let numbers = numbers
+                        .as_any()
+                        .downcast_ref::<Float64Array>()
+                        .ok_or("internal: cast to Float64 did not give Float64")?;
+                    for i in 0..n {
+                        let r = rows.map_or(i, |rows| rows[i]);
+                        if numbers.is_valid(r) {
+                            values[i * cols + c] = numbers.value(r);
+                        }
+                    }
+                }
+                FeatureKind::Categorical => {
+                    let text = category_text(column)?;
+                    let codes: HashMap<&str, usize> = feature
+                        .categories
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| (v.as_str(), i))
+                        .collect();
+                    let mut misses = 0u64;
+                    for i in 0..n {
+                        let r = rows.map_or(i, |rows| rows[i]);
+                        if !text.is_valid(r) || text.value(r).is_empty() {
+                            continue;
+                        }
+                        match codes.get(text.value(r)) {
+                            Some(&code) => values[i * cols + c] = code as f64,
+                            None => misses += 1,
+                        }
+                    }
+                    if misses > 0 {
+                        unseen.by_feature.push((feature.name.clone(), misses));
+                    }
+                }
+            }
+        }
+        Ok((
+            Matrix {
+                values,
+                rows: n,
+                cols,
+            },
+            unseen,
+        ))
+    }
+
+    /// The JSON LightGBM's Python package appends to model.txt as `pandas_categorical:`: the
+    /// category list of each categorical feature, in feature order, numbers as JSON numbers.
+    pub fn pandas_categorical(&self) -> serde_json::Value {
+        let lists: Vec<serde_json::Value> = self
+            .features
+            .iter()
+            .filter(|f| f.kind == FeatureKind::Categorical)
+            .map(|f| {
+                serde_json::Value::Array(
+                    f.categories
+                        .iter()
+                        .map(|v| {
+                            if f.numeric_categories {
+                                if let Ok(i) = v.parse::<i64>() {
+                                    return serde_json::Value::from(i);
+                                }
+                                if let Some(n) =
+                                    v.parse::<f64>().ok().and_then(serde_json::Number::from_f64)
+                                {
+                                    return serde_json::Value::Number(n);
+                                }
+                            }
+                            serde_json::Value::String(v.clone())
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        serde_json::Value::Array(lists)
+    }
+}
+
+fn column_of<'a>(batch: &'a RecordBatch, name: &str) -> std::result::Result<&'a ArrayRef, String> {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| format!("missing feature column {name:?}"))
+}
+
+/// A categorical column as text. Whole-number floats print without `.0`, as in the file.
+fn category_text(column: &ArrayRef) -> std::result::Result<StringArray, String> {
+    let strings = super::as_strings(column)?;
+    Ok(StringArray::from(strings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::Field;
+    use std::sync::Arc;
+
+    fn batch() -> RecordBatch {
+        let schema = Schema::new(vec![
+            Field::new("age", DataType::Float64, true),
+            Field::new("city", DataType::Utf8, true),
+            Field::new("y", DataType::Utf8, true),
+        ]);
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(Float64Array::from(vec![
+                    Some(30.0),
+                    None,
+                    Some(-1.5),
+                    Some(0.0),
+                ])),
+                Arc::new(StringArray::from(vec![
+                    Some("paris"),
+                    Some("berlin"),
+                    Some(""),
+                    None,
+                ])),
+                Arc::new(StringArray::from(vec!["yes", "no", "no", "no"])),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn plan_fit_and_encode() {
+        let b = batch();
+        let (mut set, skipped) = FeatureSet::plan(&b.schema(), &["y"], &[]);
+        assert!(skipped.is_empty());
+        assert_eq!(set.names(), ["age", "city"]);
+        assert_eq!(set.categorical_indexes(), [1]);
+        set.fit_categories(&b, &[0, 1, 2, 3]).unwrap();
+        assert_eq!(set.features[1].categories, ["berlin", "paris"]);
+        let (m, unseen) = set.encode(&b, None).unwrap();
+        assert_eq!(m.row(0), [30.0, 1.0]);
+        assert!(m.row(1)[0].is_nan());
+        assert_eq!(m.row(1)[1], 0.0);
+        assert!(m.row(2)[1].is_nan(), "empty string is missing");
+        assert!(m.row(3)[1].is_nan(), "null is missing");
+        assert_eq!(unseen.total(), 0);
+    }
+
+    #[test]
+    fn unseen_categories_are_missing_and_counted() {
+        let b = batch();
+        let (mut set, _) = FeatureSet::plan(&b.schema(), &["y"], &[]);
+        set.fit_categories(&b, &[0]).unwrap();
+        assert_eq!(set.features[1].categories, ["paris"]);
+        let (m, unseen) = set.encode(&b, Some(&[1, 0])).unwrap();
+        assert!(m.row(0)[1].is_nan());
+        assert_eq!(m.row(1)[1], 0.0);
+        assert_eq!(unseen.by_feature, vec![("city".to_string(), 1)]);
+    }
+
+    #[test]
+    fn numeric_categories_sort_by_value() {
+        let schema = Schema::new(vec![Field::new("day", DataType::Float64, true)]);
+        let b = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![Arc::new(Float64Array::from(vec![10.0, 2.0, 1.0, 2.0]))],
+        )
+        .unwrap();
+        let (mut set, _) = FeatureSet::plan(&b.schema(), &[], &["day".to_string()]);
+        set.fit_categories(&b, &[0, 1, 2, 3]).unwrap();
+        assert_eq!(set.features[0].categories, ["1", "2", "10"]);
+        assert_eq!(set.pandas_categorical().to_string(), "[[1,2,10]]");
+        let (m, _) = set.encode(&b, None).unwrap();
+        assert_eq!(m.values, [2.0, 1.0, 0.0, 1.0]);
+    }
+}

@@ -1,0 +1,684 @@
+//! Loading promotion histories (CSV or Parquet) through DataFusion, and reading labels and ids.
+//!
+//! CSV quirks handled here: a byte-order mark, CRLF, `;` or `,` (detected from the header), quoted
+//! fields holding the delimiter, empty strings as missing, no final newline.
+
+pub mod encode;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, UInt64Array};
+use arrow::compute::{cast, concat_batches};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
+
+use crate::{Error, Result};
+
+/// The column made when the configuration names no id: 0-based position in the file.
+pub const ROW_ID: &str = "row_id";
+
+/// How many records DataFusion reads to guess column types.
+const SCHEMA_INFER_RECORDS: usize = 100_000;
+
+/// The shared async runtime DataFusion runs on. The library's API is synchronous.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("cannot start the async runtime")
+    })
+}
+
+/// A DataFusion session that reads files in order: one partition per file, so batches come out
+/// in file order (row order is part of our contract: ids, labels files, score output).
+pub fn session() -> SessionContext {
+    session_with_batch_rows(8192)
+}
+
+/// `session()` producing record batches of `rows` rows.
+pub fn session_with_batch_rows(rows: usize) -> SessionContext {
+    let config = datafusion::prelude::SessionConfig::new()
+        .with_repartition_file_scans(false)
+        .with_target_partitions(1)
+        .with_batch_size(rows.max(1));
+    SessionContext::new_with_config(config)
+}
+
+/// A whole table in memory, as one Arrow record batch, with the file it came from.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub path: PathBuf,
+    pub batch: RecordBatch,
+}
+
+impl Table {
+    pub fn num_rows(&self) -> usize {
+        self.batch.num_rows()
+    }
+
+    /// The named column, or an error naming the file and the columns it does have.
+    pub fn column(&self, name: &str, role: &str) -> Result<&ArrayRef> {
+        self.batch.column_by_name(name).ok_or_else(|| {
+            let have: Vec<&str> = self
+                .batch
+                .schema_ref()
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect();
+            Error::data(
+                &self.path,
+                format!(
+                    "no {role} column {name:?}; the columns are: {}",
+                    have.join(", ")
+                ),
+            )
+        })
+    }
+
+    /// Appends `row_id` (0-based file order) unless a column of that name already exists.
+    pub fn with_row_id(self) -> Result<Table> {
+        if self.batch.column_by_name(ROW_ID).is_some() {
+            return Err(Error::data(
+                &self.path,
+                format!("the file already has a {ROW_ID:?} column: name it as the id (data.id)"),
+            ));
+        }
+        let ids: ArrayRef = Arc::new(UInt64Array::from_iter_values(
+            0..self.batch.num_rows() as u64,
+        ));
+        let mut fields: Vec<Field> = self
+            .batch
+            .schema_ref()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.push(Field::new(ROW_ID, DataType::UInt64, false));
+        let mut columns = self.batch.columns().to_vec();
+        columns.push(ids);
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+            .map_err(|e| Error::data(&self.path, e.to_string()))?;
+        Ok(Table {
+            path: self.path,
+            batch,
+        })
+    }
+
+    /// Rows `rows` of this table, in that order.
+    pub fn take(&self, rows: &[usize]) -> Result<Table> {
+        let indices = UInt64Array::from_iter_values(rows.iter().map(|&r| r as u64));
+        let columns = self
+            .batch
+            .columns()
+            .iter()
+            .map(|c| arrow::compute::take(c.as_ref(), &indices, None))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::data(&self.path, e.to_string()))?;
+        let batch = RecordBatch::try_new(self.batch.schema(), columns)
+            .map_err(|e| Error::data(&self.path, e.to_string()))?;
+        Ok(Table {
+            path: self.path.clone(),
+            batch,
+        })
+    }
+}
+
+/// What a loader needs to know beyond the file itself.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// CSV delimiter; detected from the header line when `None`.
+    pub delimiter: Option<u8>,
+    /// Columns read as text whatever they look like: the label, the id, declared categoricals.
+    pub text_columns: Vec<String>,
+}
+
+/// The storage format, from the file name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Parquet,
+}
+
+impl Format {
+    pub fn of(path: &Path) -> Format {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(ext) if ext.eq_ignore_ascii_case("parquet") || ext.eq_ignore_ascii_case("pq") => {
+                Format::Parquet
+            }
+            _ => Format::Csv,
+        }
+    }
+}
+
+/// Loads a whole table. Numbers become Float64 (so `1` and `1.5` in one column never clash), the
+/// `text_columns` stay text, everything else keeps the type DataFusion infers.
+pub fn load_table(path: &Path, options: &LoadOptions) -> Result<Table> {
+    check_readable(path)?;
+    let ctx = session();
+    let schema = table_schema(&ctx, path, options)?;
+    let batches = runtime().block_on(async {
+        let df = match Format::of(path) {
+            Format::Csv => {
+                let csv = CsvLayout::sniff(path, options.delimiter)?;
+                let ext = extension_of(path);
+                let read = csv.read_options(&ext).schema(&schema);
+                ctx.read_csv(path_str(path)?, read).await
+            }
+            Format::Parquet => {
+                let ext = extension_of(path);
+                ctx.read_parquet(
+                    path_str(path)?,
+                    ParquetReadOptions::default().file_extension(&ext),
+                )
+                .await
+            }
+        }
+        .map_err(|e| Error::data(path, clean_datafusion_error(&e.to_string())))?;
+        df.collect()
+            .await
+            .map_err(|e| Error::data(path, clean_datafusion_error(&e.to_string())))
+    })?;
+    let batch = concat_batches(&schema, &batches).map_err(|e| Error::data(path, e.to_string()))?;
+    // Parquet keeps its own types: bring them to the same shape as CSV's.
+    let batch = conform(path, batch, &schema)?;
+    Ok(Table {
+        path: path.to_path_buf(),
+        batch,
+    })
+}
+
+/// The schema `load_table` gives this file: names from the header (without a byte-order mark),
+/// numbers as Float64, `text_columns` as Utf8.
+pub fn table_schema(ctx: &SessionContext, path: &Path, options: &LoadOptions) -> Result<SchemaRef> {
+    let inferred: Schema = runtime().block_on(async {
+        let ext = extension_of(path);
+        match Format::of(path) {
+            Format::Csv => {
+                let csv = CsvLayout::sniff(path, options.delimiter)?;
+                let df = ctx
+                    .read_csv(
+                        path_str(path)?,
+                        csv.read_options(&ext)
+                            .schema_infer_max_records(SCHEMA_INFER_RECORDS),
+                    )
+                    .await
+                    .map_err(|e| Error::data(path, clean_datafusion_error(&e.to_string())))?;
+                let arrow_schema = df.schema().as_arrow().clone();
+                // DataFusion names columns from the raw header; ours has the BOM removed.
+                let fields: Vec<Field> = arrow_schema
+                    .fields()
+                    .iter()
+                    .zip(&csv.header)
+                    .map(|(f, name)| Field::new(name, f.data_type().clone(), true))
+                    .collect();
+                Ok::<Schema, Error>(Schema::new(fields))
+            }
+            Format::Parquet => {
+                let df = ctx
+                    .read_parquet(
+                        path_str(path)?,
+                        ParquetReadOptions::default().file_extension(&ext),
+                    )
+                    .await
+                    .map_err(|e| Error::data(path, clean_datafusion_error(&e.to_string())))?;
+                Ok(df.schema().as_arrow().clone())
+            }
+        }
+    })?;
+    let fields: Vec<Field> = inferred
+        .fields()
+        .iter()
+        .map(|f| {
+            let text = options.text_columns.iter().any(|c| c == f.name());
+            let data_type = if text {
+                DataType::Utf8
+            } else {
+                normal_type(f.data_type())
+            };
+            Field::new(f.name(), data_type, true)
+        })
+        .collect();
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// The type a column of type `t` is held in: all numbers as Float64, all strings as Utf8.
+fn normal_type(t: &DataType) -> DataType {
+    match t {
+        t if t.is_numeric() => DataType::Float64,
+        DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _) => DataType::Utf8,
+        DataType::Null => DataType::Utf8,
+        other => other.clone(),
+    }
+}
+
+/// Casts each column of `batch` to the type `schema` gives it.
+fn conform(path: &Path, batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    if batch.schema_ref().as_ref() == schema.as_ref() {
+        return Ok(batch);
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| cast(c.as_ref(), f.data_type()))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::data(path, e.to_string()))?;
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::data(path, e.to_string()))
+}
+
+/// What the first line of a CSV file tells: the delimiter and the column names.
+#[derive(Debug, Clone)]
+pub struct CsvLayout {
+    pub delimiter: u8,
+    pub header: Vec<String>,
+}
+
+impl CsvLayout {
+    /// Reads the header line (skipping a byte-order mark) and detects the delimiter unless given.
+    pub fn sniff(path: &Path, delimiter: Option<u8>) -> Result<CsvLayout> {
+        let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut head = Vec::with_capacity(64 * 1024);
+        file.by_ref()
+            .take(1024 * 1024)
+            .read_to_end(&mut head)
+            .map_err(|e| Error::io(path, e))?;
+        let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&head);
+        if head.iter().all(|b| b.is_ascii_whitespace()) {
+            return Err(Error::data(
+                path,
+                "the file is empty: expected a header line",
+            ));
+        }
+        let first_line = head.split(|&b| b == b'\n').next().unwrap_or(head);
+        let delimiter = delimiter.unwrap_or_else(|| detect_delimiter(first_line));
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .has_headers(false)
+            .from_reader(first_line);
+        let mut record = csv::StringRecord::new();
+        reader
+            .read_record(&mut record)
+            .map_err(|e| Error::data(path, format!("line 1: cannot read the header: {e}")))?;
+        let header: Vec<String> = record
+            .iter()
+            .map(|s| s.trim_end_matches('\r').to_string())
+            .collect();
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (i, name) in header.iter().enumerate() {
+            if name.is_empty() {
+                return Err(Error::data(
+                    path,
+                    format!(
+                        "line 1, column {}: the header has an empty column name",
+                        i + 1
+                    ),
+                ));
+            }
+            if let Some(first) = seen.insert(name, i) {
+                return Err(Error::data(
+                    path,
+                    format!(
+                        "line 1: column name {name:?} appears twice (columns {} and {})",
+                        first + 1,
+                        i + 1
+                    ),
+                ));
+            }
+        }
+        Ok(CsvLayout { delimiter, header })
+    }
+
+    fn read_options<'a>(&self, ext: &'a str) -> CsvReadOptions<'a> {
+        CsvReadOptions::new()
+            .has_header(true)
+            .delimiter(self.delimiter)
+            .file_extension(ext)
+            .newlines_in_values(true)
+    }
+}
+
+/// The candidate (`,` `;` tab `|`) seen most often outside quotes in the header line.
+pub fn detect_delimiter(line: &[u8]) -> u8 {
+    let candidates = [b',', b';', b'\t', b'|'];
+    let mut counts = [0usize; 4];
+    let mut quoted = false;
+    for &b in line {
+        if b == b'"' {
+            quoted = !quoted;
+        } else if !quoted && let Some(i) = candidates.iter().position(|&c| c == b) {
+            counts[i] += 1;
+        }
+    }
+    let best = (0..4)
+        .max_by_key(|&i| (counts[i], std::cmp::Reverse(i)))
+        .unwrap_or(0);
+    if counts[best] == 0 {
+        b','
+    } else {
+        candidates[best]
+    }
+}
+
+/// Labels as 0/1, from a column of any type; values are compared as trimmed, case-insensitive text.
+pub fn read_labels(
+    table: &Table,
+    label: &str,
+    positive: &[String],
+    negative: &[String],
+) -> Result<Vec<u8>> {
+    let column = table.column(label, "label")?;
+    let text = as_strings(column).map_err(|e| Error::data(&table.path, e))?;
+    let positive: Vec<String> = positive.iter().map(|v| v.trim().to_lowercase()).collect();
+    let negative: Vec<String> = negative.iter().map(|v| v.trim().to_lowercase()).collect();
+    let mut labels = Vec::with_capacity(text.len());
+    for (row, value) in text.iter().enumerate() {
+        let Some(value) = value else {
+            return Err(Error::data(
+                &table.path,
+                format!("data row {}: the label {label:?} is missing", row + 1),
+            ));
+        };
+        let v = value.trim().to_lowercase();
+        if positive.contains(&v) {
+            labels.push(1);
+        } else if negative.contains(&v) {
+            labels.push(0);
+        } else {
+            return Err(Error::data(
+                &table.path,
+                format!(
+                    "data row {}: label {label:?} is {value:?}, which is neither positive ({}) nor negative ({}); set data.positive / data.negative",
+                    row + 1,
+                    positive.join(", "),
+                    negative.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(labels)
+}
+
+/// The default positive label values.
+pub fn default_positive() -> Vec<String> {
+    ["1", "true", "yes", "y"].map(String::from).to_vec()
+}
+
+/// The default negative label values.
+pub fn default_negative() -> Vec<String> {
+    ["0", "false", "no", "n"].map(String::from).to_vec()
+}
+
+/// Ids as text, checked to be present and unique. The error names both rows of a duplicate.
+pub fn read_ids(table: &Table, id: &str) -> Result<Vec<String>> {
+    let column = table.column(id, "id")?;
+    let text = as_strings(column).map_err(|e| Error::data(&table.path, e))?;
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(text.len());
+    for (row, value) in text.iter().enumerate() {
+        let Some(value) = value else {
+            return Err(Error::data(
+                &table.path,
+                format!("data row {}: the id {id:?} is missing", row + 1),
+            ));
+        };
+        if let Some(first) = seen.insert(value, row) {
+            return Err(Error::data(
+                &table.path,
+                format!(
+                    "duplicate id {value:?} in column {id:?} (data rows {} and {}): ids must be unique",
+                    first + 1,
+                    row + 1
+                ),
+            ));
+        }
+    }
+    Ok(text
+        .iter()
+        .map(|v| v.as_deref().unwrap_or_default().to_string())
+        .collect())
+}
+
+/// Any column as optional text (numbers printed the way Arrow prints them: integers without `.0`).
+pub fn as_strings(column: &ArrayRef) -> std::result::Result<Vec<Option<String>>, String> {
+    let column: ArrayRef = match column.data_type() {
+        DataType::Float64 | DataType::Float32 => integral_floats_as_ints(column),
+        _ => column.clone(),
+    };
+    let text = cast(column.as_ref(), &DataType::Utf8).map_err(|e| e.to_string())?;
+    let text = text
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or("cannot read the column as text")?;
+    Ok((0..text.len())
+        .map(|i| (!text.is_null(i)).then(|| text.value(i).to_string()))
+        .collect())
+}
+
+/// Floats that are all whole numbers print as integers (`5`, not `5.0`), as they stood in the file.
+fn integral_floats_as_ints(column: &ArrayRef) -> ArrayRef {
+    let Ok(floats) = cast(column.as_ref(), &DataType::Float64) else {
+        return column.clone();
+    };
+    let floats = floats
+        .as_any()
+        .downcast_ref::<arrow::array::Float64Array>()
+        .expect("cast to Float64 gives a Float64Array");
+    let integral = floats
+        .iter()
+        .flatten()
+        .all(|v| v.fract() == 0.0 && v.abs() < 9.0e15);
+    if integral {
+        cast(floats, &DataType::Int64).unwrap_or_else(|_| column.clone())
+    } else {
+        column.clone()
+    }
+}
+
+/// Replaces (or adds) `label` in `table` with the single label column of `labels`.
+pub fn attach_labels(table: Table, labels: &Table, label: &str) -> Result<Table> {
+    let column = match labels.batch.column_by_name(label) {
+        Some(c) => c.clone(),
+        None if labels.batch.num_columns() == 1 => labels.batch.column(0).clone(),
+        None => {
+            labels.column(label, "label")?;
+            unreachable!("column() errs when the column is absent")
+        }
+    };
+    if labels.num_rows() != table.num_rows() {
+        return Err(Error::data(
+            &labels.path,
+            format!(
+                "has {} label rows but {} has {} rows: the two files must line up row by row",
+                labels.num_rows(),
+                table.path.display(),
+                table.num_rows()
+            ),
+        ));
+    }
+    let schema = table.batch.schema();
+    let mut fields: Vec<Field> = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (f, c) in schema.fields().iter().zip(table.batch.columns()) {
+        if f.name() != label {
+            fields.push(f.as_ref().clone());
+            columns.push(c.clone());
+        }
+    }
+    fields.push(Field::new(label, column.data_type().clone(), true));
+    columns.push(column);
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| Error::data(&table.path, e.to_string()))?;
+    Ok(Table {
+        path: table.path,
+        batch,
+    })
+}
+
+/// A promotion history ready for modelling: the table, 0/1 labels and unique ids, row by row.
+#[derive(Debug, Clone)]
+pub struct History {
+    pub table: Table,
+    pub labels: Vec<u8>,
+    pub ids: Vec<String>,
+    pub id_column: String,
+    /// True when `id_column` is the made-up `row_id`.
+    pub id_generated: bool,
+    pub label_column: String,
+    pub positive: Vec<String>,
+    pub negative: Vec<String>,
+    /// SHA-256 of the data file (and of the labels file, when separate).
+    pub sha256: String,
+    pub labels_sha256: Option<String>,
+}
+
+impl History {
+    pub fn positives(&self) -> usize {
+        self.labels.iter().filter(|&&y| y == 1).count()
+    }
+}
+
+/// Where a history comes from and how to read it.
+#[derive(Debug, Clone)]
+pub struct HistorySource<'a> {
+    pub path: &'a Path,
+    pub labels_path: Option<&'a Path>,
+    pub delimiter: Option<u8>,
+    pub label: &'a str,
+    pub id: Option<&'a str>,
+    pub positive: Vec<String>,
+    pub negative: Vec<String>,
+    pub categorical: &'a [String],
+}
+
+/// Loads a history: the table (plus a separate labels file), labels checked against the
+/// positive/negative values, ids checked for uniqueness (or `row_id` made).
+pub fn load_history(source: &HistorySource) -> Result<History> {
+    let mut text_columns: Vec<String> = source.categorical.to_vec();
+    text_columns.push(source.label.to_string());
+    if let Some(id) = source.id {
+        text_columns.push(id.to_string());
+    }
+    let options = LoadOptions {
+        delimiter: source.delimiter,
+        text_columns,
+    };
+    let mut table = load_table(source.path, &options)?;
+    let sha256 = file_sha256(source.path)?;
+    let mut labels_sha256 = None;
+    if let Some(labels_path) = source.labels_path {
+        let labels = load_table(labels_path, &options)?;
+        labels_sha256 = Some(file_sha256(labels_path)?);
+        table = attach_labels(table, &labels, source.label)?;
+    }
+    if table.num_rows() == 0 {
+        return Err(Error::data(source.path, "has no data rows"));
+    }
+    let (table, id_column, id_generated) = match source.id {
+        Some(id) => (table, id.to_string(), false),
+        None => (table.with_row_id()?, ROW_ID.to_string(), true),
+    };
+    let labels = read_labels(&table, source.label, &source.positive, &source.negative)?;
+    let ids = read_ids(&table, &id_column)?;
+    Ok(History {
+        table,
+        labels,
+        ids,
+        id_column,
+        id_generated,
+        label_column: source.label.to_string(),
+        positive: source.positive.clone(),
+        negative: source.negative.clone(),
+        sha256,
+        labels_sha256,
+    })
+}
+
+/// The SHA-256 of a file, in lowercase hex, read in 1 MiB blocks.
+pub fn file_sha256(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// A clear error when a file cannot be opened, before DataFusion produces a longer one.
+pub fn check_readable(path: &Path) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        return Err(Error::data(path, "is a directory, not a data file"));
+    }
+    std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    Ok(())
+}
+
+fn extension_of(path: &Path) -> String {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(|e| format!(".{e}"))
+        .unwrap_or_default()
+}
+
+fn path_str(path: &Path) -> Result<&str> {
+    path.to_str()
+        .ok_or_else(|| Error::data(path, "the path is not valid UTF-8"))
+}
+
+/// DataFusion wraps errors in layers ("Arrow error: Csv error: ..."); keep the part a user needs.
+pub fn clean_datafusion_error(message: &str) -> String {
+    let mut m = message.trim();
+    for prefix in [
+        "External error: ",
+        "Arrow error: ",
+        "Csv error: ",
+        "Parser error: ",
+        "Error during planning: ",
+        "Execution error: ",
+        "ParquetError: ",
+        "Parquet error: ",
+        "Schema error: ",
+    ] {
+        while let Some(rest) = m.strip_prefix(prefix) {
+            m = rest.trim();
+        }
+    }
+    m.lines().next().unwrap_or(m).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delimiter_detection() {
+        assert_eq!(detect_delimiter(b"a;b;c"), b';');
+        assert_eq!(detect_delimiter(b"a,b,c"), b',');
+        assert_eq!(detect_delimiter(b"\"a;x\",b,c"), b',');
+        assert_eq!(detect_delimiter(b"a\tb"), b'\t');
+        assert_eq!(detect_delimiter(b"single"), b',');
+    }
+
+    #[test]
+    fn datafusion_errors_are_trimmed() {
+        assert_eq!(
+            clean_datafusion_error("Arrow error: Csv error: incorrect number of fields for line 3"),
+            "incorrect number of fields for line 3"
+        );
+    }
+}

@@ -1,0 +1,62 @@
+//! The library's error type: every variant says what went wrong and where (file, line, rule).
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A problem with the configuration file or a setting.
+    #[error("{0}")]
+    Config(String),
+
+    /// A problem with an input table: missing column, bad label, duplicate id, unreadable file.
+    #[error("{path}: {message}")]
+    Data { path: PathBuf, message: String },
+
+    /// A rule that does not parse, is not a read-only SELECT, or fails to run.
+    #[error("{location}: {message}")]
+    Rule { location: String, message: String },
+
+    /// A model bundle that is missing, malformed, or does not fit the data.
+    #[error("{path}: {message}")]
+    Model { path: PathBuf, message: String },
+
+    /// LightGBM reported an error through its C API.
+    #[error("LightGBM: {0}")]
+    LightGbm(String),
+
+    /// An output file exists and `--force` was not given, or cannot be written.
+    #[error("{path}: {message}")]
+    Output { path: PathBuf, message: String },
+
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub fn data(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Data {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn model(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Model {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! The `audience` command line: parses arguments and hands each subcommand to its module in `cli/`.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Start here:
+  audience compare rules/*.sql      # do the rules or the model pick better audiences?
+  audience train                    # write the model bundle to model/
+  audience score --data candidates.csv --out scores.csv
+
+Settings come from ./audience.toml (or --config); every setting is also a flag, and flags win.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "audience",
+    version,
+    about = "Shows, with honest numbers, whether a LightGBM model picks better campaign audiences than your SQL rules",
+    after_help = AFTER_HELP,
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    #[command(about = cli::train::ABOUT, long_about = cli::train::LONG_ABOUT, after_help = cli::train::EXAMPLES)]
+    Train(cli::train::TrainArgs),
+    #[command(about = cli::score::ABOUT, long_about = cli::score::LONG_ABOUT, after_help = cli::score::EXAMPLES)]
+    Score(cli::score::ScoreArgs),
+    #[command(about = cli::compare::ABOUT, long_about = cli::compare::LONG_ABOUT, after_help = cli::compare::EXAMPLES)]
+    Compare(cli::compare::CompareArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => cli::train::run(args),
+        Command::Score(args) => cli::score::run(args),
+        Command::Compare(args) => cli::compare::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! The model bundle: a directory with LightGBM's `model.txt` and our `audience-model.json`.
+//!
+//! `model.txt` ends with the `pandas_categorical:` line that Python's lightgbm package writes and
+//! reads, holding our category vocabularies, so `lightgbm.Booster(model_file=...)` given a pandas
+//! DataFrame with category columns maps values to exactly the codes we trained with.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::SplitConfig;
+use crate::data::encode::{FeatureSet, SkippedColumn};
+use crate::model::lgbm::Booster;
+use crate::output;
+use crate::{Error, Result};
+
+pub const MODEL_FILE: &str = "model.txt";
+pub const MANIFEST_FILE: &str = "audience-model.json";
+/// Bumped when a reader of an older bundle would misread a newer one.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolInfo {
+    pub name: String,
+    pub version: String,
+    pub lightgbm_version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelInfo {
+    pub column: String,
+    pub positive: Vec<String>,
+    pub negative: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdInfo {
+    pub column: String,
+    /// True when the id is the made-up `row_id` (position in the file), not a column of the data.
+    pub generated: bool,
+}
+
+/// AUC and log loss of the model on one set of rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SetMetrics {
+    pub rows: usize,
+    pub positives: usize,
+    /// None when the rows hold a single class.
+    pub auc: Option<f64>,
+    pub log_loss: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BundleMetrics {
+    pub fit: SetMetrics,
+    pub early_stopping: Option<SetMetrics>,
+    pub holdout: Option<SetMetrics>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RowCounts {
+    pub total: usize,
+    pub fit: usize,
+    pub early_stopping: usize,
+    pub holdout: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputInfo {
+    pub path: String,
+    pub sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels_sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureImportance {
+    pub name: String,
+    pub gain: f64,
+    pub splits: u64,
+}
+
+/// Everything `audience-model.json` records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub tool: ToolInfo,
+    #[serde(flatten)]
+    pub features: FeatureSet,
+    pub label: LabelInfo,
+    pub id: IdInfo,
+    pub excluded: Vec<String>,
+    #[serde(default)]
+    pub skipped: Vec<SkippedColumn>,
+    pub parameters: BTreeMap<String, String>,
+    pub num_rounds: u32,
+    pub early_stopping_rounds: u32,
+    pub best_iteration: usize,
+    pub rounds_run: usize,
+    pub split: SplitConfig,
+    pub rows: RowCounts,
+    pub metrics: BundleMetrics,
+    pub importance: Vec<FeatureImportance>,
+    pub input: InputInfo,
+}
+
+/// A model ready to score: its manifest, its text, and a loaded booster.
+pub struct ModelBundle {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    pub model_text: String,
+    pub booster: Booster,
+}
+
+impl ModelBundle {
+    /// Writes `model.txt` and `audience-model.json` into `dir`, replacing it only when `force`.
+    /// The files are assembled in a sibling directory first, so a failure leaves `dir` as it was.
+    pub fn write(dir: &Path, manifest: &Manifest, lightgbm_text: &str, force: bool) -> Result<()> {
+        output::check_overwrite(dir, force)?;
+        let parent = output::parent_dir(dir);
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        let staged = tempfile::Builder::new()
+            .prefix(".audience-model-")
+            .tempdir_in(parent)
+            .map_err(|e| Error::io(parent, e))?;
+        let model = model_txt(lightgbm_text, &manifest.features);
+        std::fs::write(staged.path().join(MODEL_FILE), model)
+            .map_err(|e| Error::io(staged.path().join(MODEL_FILE), e))?;
+        let mut json = serde_json::to_string_pretty(manifest)
+            .map_err(|e| Error::model(dir, format!("cannot serialise the manifest: {e}")))?;
+        json.push('\n');
+        std::fs::write(staged.path().join(MANIFEST_FILE), json)
+            .map_err(|e| Error::io(staged.path().join(MANIFEST_FILE), e))?;
+        let staged = staged.keep();
+        let result = output::replace_dir(&staged, dir, force);
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&staged);
+        }
+        result
+    }
+
+    /// Loads a bundle directory written by `write` (or by the SageMaker container).
+    pub fn load(dir: &Path) -> Result<ModelBundle> {
+        if !dir.is_dir() {
+            return Err(Error::model(
+                dir,
+                "is not a model bundle directory (train one with `audience train --out DIR`)",
+            ));
+        }
+        let manifest_path = dir.join(MANIFEST_FILE);
+        let text =
+            std::fs::read_to_string(&manifest_path).map_err(|e| Error::io(&manifest_path, e))?;
+        let manifest: Manifest = serde_json::from_str(&text)
+            .map_err(|e| Error::model(&manifest_path, format!("malformed manifest: {e}")))?;
+        if manifest.format_version > FORMAT_VERSION {
+            return Err(Error::model(
+                &manifest_path,
+                format!(
+                    "bundle format {} is newer than this audience understands ({FORMAT_VERSION}); upgrade audience",
+                    manifest.format_version
+                ),
+            ));
+        }
+        let model_path = dir.join(MODEL_FILE);
+        let model_text =
+            std::fs::read_to_string(&model_path).map_err(|e| Error::io(&model_path, e))?;
+        let booster = Booster::from_model_text(&model_text)
+            .map_err(|e| Error::model(&model_path, e.to_string()))?;
+        let expected = manifest.features.features.len();
+        let actual = booster.num_features()?;
+        if actual != expected {
+            return Err(Error::model(
+                &model_path,
+                format!("the model has {actual} features but the manifest lists {expected}"),
+            ));
+        }
+        Ok(ModelBundle {
+            dir: dir.to_path_buf(),
+            manifest,
+            model_text,
+            booster,
+        })
+    }
+}
+
+/// LightGBM's model text followed by the `pandas_categorical:` line, as Python's package writes it.
+pub fn model_txt(lightgbm_text: &str, features: &FeatureSet) -> String {
+    format!(
+        "{lightgbm_text}\npandas_categorical:{}\n",
+        python_json(&features.pandas_categorical())
+    )
+}
+
+/// JSON as Python's `json.dumps` prints it (", " between items, non-ASCII escaped), so the
+/// trailing line is byte-for-byte what Python's lightgbm would write for the same categories.
+pub fn python_json(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(python_json).collect::<Vec<_>>().join(", ")
+        ),
+        serde_json::Value::String(s) => {
+            let mut out = String::with_capacity(s.len() + 2);
+            out.push('"');
+            for c in s.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    '\u{8}' => out.push_str("\\b"),
+                    '\u{c}' => out.push_str("\\f"),
+                    c if (c as u32) < 0x20 || !c.is_ascii() => {
+                        let mut units = [0u16; 2];
+                        for unit in c.encode_utf16(&mut units) {
+                            out.push_str(&format!("\\u{unit:04x}"));
+                        }
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+            out
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn python_json_matches_json_dumps() {
+        // json.dumps([["a", "é\"x"], [1, 2]]) == '[["a", "\\u00e9\\"x"], [1, 2]]'
+        assert_eq!(
+            python_json(&json!([["a", "é\"x"], [1, 2]])),
+            r#"[["a", "\u00e9\"x"], [1, 2]]"#
+        );
+        assert_eq!(python_json(&json!(["😀"])), r#"["\ud83d\ude00"]"#);
+        assert_eq!(python_json(&json!([])), "[]");
+    }
+}

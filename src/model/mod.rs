@@ -1,0 +1,217 @@
+//! Training a model from a history, the model bundle, and scoring.
+
+pub mod bundle;
+pub mod lgbm;
+pub mod score;
+pub mod train;
+
+use crate::config::{Config, SplitMethod};
+use crate::data::History;
+use crate::data::encode::{FeatureSet, Matrix};
+use crate::metrics;
+use crate::split::{self, Split};
+use crate::{Error, Result};
+use bundle::{
+    BundleMetrics, FeatureImportance, IdInfo, InputInfo, LabelInfo, Manifest, RowCounts,
+    SetMetrics, ToolInfo,
+};
+use lgbm::Booster;
+use train::RoundProgress;
+
+/// A model trained on a history's training rows, with the holdout scored.
+pub struct TrainingRun {
+    pub manifest: Manifest,
+    /// LightGBM's model text (without the pandas_categorical line, which the bundle adds).
+    pub model_text: String,
+    pub booster: Booster,
+    pub split: Split,
+    /// Scores of the holdout rows, in `split.holdout` order.
+    pub holdout_scores: Vec<f64>,
+    /// Things the user should know (early stopping off, columns skipped, ...).
+    pub notes: Vec<String>,
+}
+
+/// Splits the history, encodes it, trains, and measures the model on each part.
+pub fn train_history(
+    history: &History,
+    config: &Config,
+    progress: &mut dyn FnMut(RoundProgress),
+) -> Result<TrainingRun> {
+    let path = &history.table.path;
+    let schema = history.table.batch.schema();
+    for name in config.data.exclude.iter().chain(&config.data.categorical) {
+        if schema.column_with_name(name).is_none() {
+            return Err(Error::data(
+                path,
+                format!("the configuration names column {name:?}, which the file does not have"),
+            ));
+        }
+    }
+    let split = match config.split.method {
+        SplitMethod::Random => split::random_split(
+            &history.labels,
+            config.split.test_fraction,
+            config.split.early_stopping_fraction,
+            config.split.seed,
+        ),
+        SplitMethod::Time => {
+            let column = config.split.time_column.as_deref().unwrap_or_default();
+            let cutoff = config.split.cutoff.as_deref().unwrap_or_default();
+            let times = crate::data::as_strings(history.table.column(column, "time")?)
+                .map_err(|e| Error::data(path, e))?;
+            split::time_split(&times, cutoff, config.split.early_stopping_fraction).map_err(
+                |row| {
+                    Error::data(
+                        path,
+                        format!("data row {}: the time column {column:?} is empty", row + 1),
+                    )
+                },
+            )?
+        }
+    };
+    if split.holdout.is_empty() {
+        return Err(Error::Config(
+            "the split leaves no rows to hold out: check split.test_fraction or split.cutoff"
+                .into(),
+        ));
+    }
+
+    let mut not_features: Vec<&str> = vec![&history.label_column, &history.id_column];
+    not_features.extend(config.data.exclude.iter().map(String::as_str));
+    if config.split.method == SplitMethod::Time
+        && let Some(t) = &config.split.time_column
+    {
+        not_features.push(t);
+    }
+    let (mut features, skipped) =
+        FeatureSet::plan(&schema, &not_features, &config.data.categorical);
+    if features.features.is_empty() {
+        return Err(Error::data(
+            path,
+            "no feature columns are left after the label, id and exclusions",
+        ));
+    }
+    let training_rows = split.training();
+    features
+        .fit_categories(&history.table.batch, &training_rows)
+        .map_err(|e| Error::data(path, e))?;
+    let encode = |rows: &[usize]| -> Result<(Matrix, Vec<u8>)> {
+        let (m, _) = features
+            .encode(&history.table.batch, Some(rows))
+            .map_err(|e| Error::data(path, e))?;
+        Ok((m, rows.iter().map(|&r| history.labels[r]).collect()))
+    };
+    let (fit_x, fit_y) = encode(&split.fit)?;
+    let (early_x, early_y) = encode(&split.early_stopping)?;
+    let (hold_x, hold_y) = encode(&split.holdout)?;
+
+    let trained = train::train(
+        &features,
+        (&fit_x, &fit_y),
+        Some((&early_x, &early_y)),
+        &config.model,
+        config.split.seed,
+        progress,
+    )?;
+    let booster = trained.booster;
+    let measure = |m: &Matrix, y: &[u8]| -> Result<(SetMetrics, Vec<f64>)> {
+        let scores = booster.predict(m)?;
+        Ok((
+            SetMetrics {
+                rows: y.len(),
+                positives: y.iter().filter(|&&v| v == 1).count(),
+                auc: metrics::auc(&scores, y),
+                log_loss: metrics::log_loss(&scores, y),
+            },
+            scores,
+        ))
+    };
+    let (fit_metrics, _) = measure(&fit_x, &fit_y)?;
+    let early_metrics = if early_y.is_empty() {
+        None
+    } else {
+        Some(measure(&early_x, &early_y)?.0)
+    };
+    let (holdout_metrics, holdout_scores) = measure(&hold_x, &hold_y)?;
+
+    let gains = booster.feature_importance(0, true)?;
+    let splits = booster.feature_importance(0, false)?;
+    let mut importance: Vec<FeatureImportance> = features
+        .features
+        .iter()
+        .zip(gains.iter().zip(&splits))
+        .map(|(f, (&gain, &count))| FeatureImportance {
+            name: f.name.clone(),
+            gain,
+            splits: count as u64,
+        })
+        .collect();
+    importance.sort_by(|a, b| b.gain.total_cmp(&a.gain).then_with(|| a.name.cmp(&b.name)));
+
+    let mut notes = Vec::new();
+    if let Some(n) = &trained.early_stopping_note {
+        notes.push(n.clone());
+    }
+    for s in &skipped {
+        notes.push(format!(
+            "column {:?} is not a feature: {}",
+            s.name, s.reason
+        ));
+    }
+    let manifest = Manifest {
+        format_version: bundle::FORMAT_VERSION,
+        tool: ToolInfo {
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            lightgbm_version: crate::LIGHTGBM_VERSION.into(),
+        },
+        features,
+        label: LabelInfo {
+            column: history.label_column.clone(),
+            positive: history.positive.clone(),
+            negative: history.negative.clone(),
+        },
+        id: IdInfo {
+            column: history.id_column.clone(),
+            generated: history.id_generated,
+        },
+        excluded: config.data.exclude.clone(),
+        skipped,
+        parameters: trained.parameters,
+        num_rounds: config.model.num_rounds,
+        early_stopping_rounds: config.model.early_stopping_rounds,
+        best_iteration: trained.best_iteration,
+        rounds_run: trained.rounds_run,
+        split: config.split.clone(),
+        rows: RowCounts {
+            total: history.table.num_rows(),
+            fit: split.fit.len(),
+            early_stopping: split.early_stopping.len(),
+            holdout: split.holdout.len(),
+        },
+        metrics: BundleMetrics {
+            fit: fit_metrics,
+            early_stopping: early_metrics,
+            holdout: Some(holdout_metrics),
+        },
+        importance,
+        input: InputInfo {
+            path: history.table.path.display().to_string(),
+            sha256: history.sha256.clone(),
+            labels_path: config
+                .data
+                .labels_path
+                .as_ref()
+                .map(|p| p.display().to_string()),
+            labels_sha256: history.labels_sha256.clone(),
+        },
+    };
+    Ok(TrainingRun {
+        manifest,
+        model_text: trained.model_text,
+        booster,
+        split,
+        holdout_scores,
+        notes,
+    })
+}

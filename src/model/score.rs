@@ -1,0 +1,399 @@
+//! Scoring: whole tables in memory (for `compare`) and files streamed in batches (for `score`).
+//!
+//! A scored file gets, per input row and in input order: the id, `score` (probability of
+//! conversion), `percentile` and `decile` (1 = best; rank by score, ties by input order), and any
+//! kept columns. Ranks need every score, so the first pass streams the input, scores it and writes
+//! id, score and kept columns to a temporary file, keeping only the scores (8 bytes a row); the
+//! second pass streams that file into the output with the ranks added.
+
+use std::collections::HashMap;
+use std::io::BufWriter;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, UInt32Array};
+use arrow::datatypes::{DataType, Field, Schema};
+use futures::StreamExt;
+use parquet::arrow::ArrowWriter;
+
+use crate::data::encode::{FeatureKind, UnseenCounts};
+use crate::data::{CsvLayout, Format, LoadOptions, as_strings, clean_datafusion_error, runtime};
+use crate::metrics::bin_of_position;
+use crate::model::bundle::ModelBundle;
+use crate::output::{self, AtomicFile};
+use crate::{Error, Result};
+
+/// Scores every row of an in-memory batch.
+pub fn score_batch(bundle: &ModelBundle, batch: &RecordBatch) -> Result<(Vec<f64>, UnseenCounts)> {
+    let missing = bundle.manifest.features.missing_columns(&batch.schema());
+    if !missing.is_empty() {
+        return Err(Error::model(
+            &bundle.dir,
+            format!(
+                "the data lacks the model's feature column(s): {}",
+                missing.join(", ")
+            ),
+        ));
+    }
+    let (matrix, unseen) = bundle
+        .manifest
+        .features
+        .encode(batch, None)
+        .map_err(|e| Error::model(&bundle.dir, e))?;
+    Ok((bundle.booster.predict(&matrix)?, unseen))
+}
+
+/// Which rows `score` writes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Keep {
+    All,
+    /// The N best rows.
+    Top(u64),
+    /// The best P percent of rows (rounded up).
+    TopPercent(f64),
+}
+
+/// Options of a file-to-file scoring run.
+#[derive(Debug, Clone)]
+pub struct ScoreOptions {
+    pub delimiter: Option<u8>,
+    /// Input columns copied to the output.
+    pub keep_columns: Vec<String>,
+    pub keep: Keep,
+    pub force: bool,
+    /// Rows per batch read from the input.
+    pub batch_rows: usize,
+}
+
+/// What a scoring run did.
+#[derive(Debug, Clone, Default)]
+pub struct ScoreSummary {
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub unseen: UnseenCounts,
+}
+
+/// Scores `input` into `output` (CSV or Parquet by its extension), streaming in batches.
+pub fn score_file(
+    bundle: &ModelBundle,
+    input: &Path,
+    output: &Path,
+    options: &ScoreOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ScoreSummary> {
+    output::check_overwrite(output, options.force)?;
+    crate::data::check_readable(input)?;
+    let manifest = &bundle.manifest;
+    let id_column = (!manifest.id.generated).then(|| manifest.id.column.clone());
+    let mut text_columns: Vec<String> = manifest
+        .features
+        .features
+        .iter()
+        .filter(|f| f.kind == FeatureKind::Categorical)
+        .map(|f| f.name.clone())
+        .collect();
+    text_columns.extend(id_column.clone());
+    text_columns.extend(options.keep_columns.iter().cloned());
+    let load = LoadOptions {
+        delimiter: options.delimiter,
+        text_columns,
+    };
+    let ctx = crate::data::session_with_batch_rows(options.batch_rows);
+    let schema = crate::data::table_schema(&ctx, input, &load)?;
+    let mut missing = manifest.features.missing_columns(&schema);
+    for c in id_column.iter().chain(&options.keep_columns) {
+        if schema.column_with_name(c).is_none() && !missing.contains(c) {
+            missing.push(c.clone());
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::data(
+            input,
+            format!(
+                "missing column(s) the model or --keep needs: {}",
+                missing.join(", ")
+            ),
+        ));
+    }
+
+    // Pass 1: id, score and kept columns to a temporary CSV beside the output.
+    let dir = output::parent_dir(output);
+    let staging = tempfile::Builder::new()
+        .prefix(".audience-scores-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    let mut summary = ScoreSummary::default();
+    let mut scores: Vec<f64> = Vec::new();
+    {
+        let mut writer = csv::Writer::from_writer(BufWriter::new(staging.as_file()));
+        runtime().block_on(async {
+            let ext = input
+                .extension()
+                .and_then(|e| e.to_str())
+                .map(|e| format!(".{e}"))
+                .unwrap_or_default();
+            let df = match Format::of(input) {
+                Format::Csv => {
+                    let csv = CsvLayout::sniff(input, options.delimiter)?;
+                    let read = datafusion::prelude::CsvReadOptions::new()
+                        .has_header(true)
+                        .delimiter(csv.delimiter)
+                        .file_extension(&ext)
+                        .newlines_in_values(true)
+                        .schema(&schema);
+                    ctx.read_csv(input.to_string_lossy().as_ref(), read).await
+                }
+                Format::Parquet => {
+                    ctx.read_parquet(
+                        input.to_string_lossy().as_ref(),
+                        datafusion::prelude::ParquetReadOptions::default().file_extension(&ext),
+                    )
+                    .await
+                }
+            }
+            .map_err(|e| Error::data(input, clean_datafusion_error(&e.to_string())))?;
+            let mut stream = df
+                .execute_stream()
+                .await
+                .map_err(|e| Error::data(input, clean_datafusion_error(&e.to_string())))?;
+            while let Some(batch) = stream.next().await {
+                let batch = batch
+                    .map_err(|e| Error::data(input, clean_datafusion_error(&e.to_string())))?;
+                let (batch_scores, unseen) = score_batch(bundle, &batch)?;
+                summary.unseen.add(&unseen);
+                let ids: Vec<String> = match &id_column {
+                    Some(c) => as_strings(batch.column_by_name(c).expect("checked above"))
+                        .map_err(|e| Error::data(input, e))?
+                        .into_iter()
+                        .map(Option::unwrap_or_default)
+                        .collect(),
+                    None => (0..batch.num_rows() as u64)
+                        .map(|i| (summary.rows_in + i).to_string())
+                        .collect(),
+                };
+                let kept: Vec<Vec<Option<String>>> = options
+                    .keep_columns
+                    .iter()
+                    .map(|c| as_strings(batch.column_by_name(c).expect("checked above")))
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|e| Error::data(input, e))?;
+                for (i, score) in batch_scores.iter().enumerate() {
+                    let mut record = vec![ids[i].clone(), score.to_string()];
+                    record.extend(kept.iter().map(|k| k[i].clone().unwrap_or_default()));
+                    writer
+                        .write_record(&record)
+                        .map_err(|e| Error::io(staging.path(), e.into()))?;
+                }
+                scores.extend_from_slice(&batch_scores);
+                summary.rows_in += batch.num_rows() as u64;
+                progress(summary.rows_in);
+            }
+            Ok::<(), Error>(())
+        })?;
+        writer.flush().map_err(|e| Error::io(staging.path(), e))?;
+    }
+
+    // Ranks: position among all scores, best first, ties by input order.
+    let mut sorted = scores.clone();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    let n = scores.len();
+    let limit = match options.keep {
+        Keep::All => n,
+        Keep::Top(k) => (k as usize).min(n),
+        Keep::TopPercent(p) => ((p / 100.0 * n as f64).ceil() as usize).min(n),
+    };
+    drop(scores);
+
+    // Pass 2: add percentile and decile, keep the chosen rows, write the output.
+    let id_name = manifest.id.column.clone();
+    let mut header = vec![
+        id_name,
+        "score".into(),
+        "percentile".into(),
+        "decile".into(),
+    ];
+    header.extend(options.keep_columns.iter().cloned());
+    let mut sink = OutputSink::create(output, &header, options.force)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_path(staging.path())
+        .map_err(|e| Error::io(staging.path(), e.into()))?;
+    let mut equal_seen: HashMap<u64, usize> = HashMap::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| Error::io(staging.path(), e.into()))?;
+        let score: f64 = record[1].parse().unwrap_or(f64::NAN);
+        let higher = sorted.partition_point(|&x| x > score);
+        let seen = equal_seen.entry(score.to_bits()).or_insert(0);
+        let position = higher + *seen;
+        *seen += 1;
+        if position >= limit {
+            continue;
+        }
+        let percentile = bin_of_position(position, n, 100) as u32;
+        let decile = bin_of_position(position, n, 10) as u32;
+        sink.push(&record, score, percentile, decile)?;
+        summary.rows_out += 1;
+    }
+    sink.finish(options.force)?;
+    Ok(summary)
+}
+
+/// The output file being written: CSV rows straight through, or Parquet in batches.
+enum OutputSink {
+    Csv {
+        file: AtomicFile,
+        writer: Option<csv::Writer<BufWriter<std::fs::File>>>,
+    },
+    Parquet {
+        file: AtomicFile,
+        writer: Option<ArrowWriter<std::fs::File>>,
+        schema: Arc<Schema>,
+        columns: Vec<Vec<String>>,
+        scores: Vec<f64>,
+        percentiles: Vec<u32>,
+        deciles: Vec<u32>,
+    },
+}
+
+const PARQUET_BATCH: usize = 65_536;
+
+impl OutputSink {
+    fn create(path: &Path, header: &[String], force: bool) -> Result<OutputSink> {
+        let mut file = AtomicFile::create(path, force)?;
+        let handle = file.file().try_clone().map_err(|e| Error::io(path, e))?;
+        match Format::of(path) {
+            Format::Csv => {
+                let mut writer = csv::Writer::from_writer(BufWriter::new(handle));
+                writer
+                    .write_record(header)
+                    .map_err(|e| Error::io(path, e.into()))?;
+                Ok(OutputSink::Csv {
+                    file,
+                    writer: Some(writer),
+                })
+            }
+            Format::Parquet => {
+                let mut fields = vec![
+                    Field::new(&header[0], DataType::Utf8, false),
+                    Field::new("score", DataType::Float64, false),
+                    Field::new("percentile", DataType::UInt32, false),
+                    Field::new("decile", DataType::UInt32, false),
+                ];
+                fields.extend(
+                    header[4..]
+                        .iter()
+                        .map(|h| Field::new(h, DataType::Utf8, true)),
+                );
+                let schema = Arc::new(Schema::new(fields));
+                let writer = ArrowWriter::try_new(handle, schema.clone(), None)
+                    .map_err(|e| Error::data(path, e.to_string()))?;
+                let kept = header.len() - 4;
+                Ok(OutputSink::Parquet {
+                    file,
+                    writer: Some(writer),
+                    schema,
+                    columns: vec![Vec::new(); 1 + kept],
+                    scores: Vec::new(),
+                    percentiles: Vec::new(),
+                    deciles: Vec::new(),
+                })
+            }
+        }
+    }
+
+    /// `record` is the staged row: id, score text, kept columns.
+    fn push(
+        &mut self,
+        record: &csv::StringRecord,
+        score: f64,
+        percentile: u32,
+        decile: u32,
+    ) -> Result<()> {
+        match self {
+            OutputSink::Csv { file, writer } => {
+                let w = writer.as_mut().expect("open until finish");
+                let percentile = percentile.to_string();
+                let decile = decile.to_string();
+                let mut row: Vec<&str> = vec![&record[0], &record[1], &percentile, &decile];
+                row.extend(record.iter().skip(2));
+                w.write_record(&row)
+                    .map_err(|e| Error::io(file.target(), e.into()))
+            }
+            OutputSink::Parquet {
+                columns,
+                scores,
+                percentiles,
+                deciles,
+                ..
+            } => {
+                columns[0].push(record[0].to_string());
+                for (i, value) in record.iter().skip(2).enumerate() {
+                    columns[i + 1].push(value.to_string());
+                }
+                scores.push(score);
+                percentiles.push(percentile);
+                deciles.push(decile);
+                if scores.len() >= PARQUET_BATCH {
+                    self.flush_parquet()?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn flush_parquet(&mut self) -> Result<()> {
+        if let OutputSink::Parquet {
+            file,
+            writer,
+            schema,
+            columns,
+            scores,
+            percentiles,
+            deciles,
+        } = self
+        {
+            if scores.is_empty() {
+                return Ok(());
+            }
+            let mut arrays: Vec<ArrayRef> = vec![
+                Arc::new(StringArray::from(std::mem::take(&mut columns[0]))),
+                Arc::new(Float64Array::from(std::mem::take(scores))),
+                Arc::new(UInt32Array::from(std::mem::take(percentiles))),
+                Arc::new(UInt32Array::from(std::mem::take(deciles))),
+            ];
+            for column in columns.iter_mut().skip(1) {
+                arrays.push(Arc::new(StringArray::from(std::mem::take(column))));
+            }
+            let batch = RecordBatch::try_new(schema.clone(), arrays)
+                .map_err(|e| Error::data(file.target(), e.to_string()))?;
+            writer
+                .as_mut()
+                .expect("open until finish")
+                .write(&batch)
+                .map_err(|e| Error::data(file.target(), e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, force: bool) -> Result<()> {
+        self.flush_parquet()?;
+        match self {
+            OutputSink::Csv { file, mut writer } => {
+                let mut w = writer.take().expect("open until finish");
+                w.flush().map_err(|e| Error::io(file.target(), e))?;
+                drop(w);
+                file.commit(force)
+            }
+            OutputSink::Parquet {
+                file, mut writer, ..
+            } => {
+                writer
+                    .take()
+                    .expect("open until finish")
+                    .close()
+                    .map_err(|e| Error::data(file.target(), e.to_string()))?;
+                file.commit(force)
+            }
+        }
+    }
+}

@@ -1,0 +1,429 @@
+//! The team's audience rules: one read-only SELECT per `.sql` file, checked with sqlparser before
+//! anything runs, then run with DataFusion over the evaluation rows.
+
+use std::collections::{BTreeSet, HashMap};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::datasource::MemTable;
+use datafusion::execution::context::SQLOptions;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::{
+    Query, Select, Spanned, Statement, TableFactor, Visit, Visitor,
+};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+
+use crate::data::{Table, as_strings, clean_datafusion_error, runtime};
+use crate::{Error, Result};
+
+/// A rule file, read and checked.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// The file's stem: `rules/young_urban.sql` is `young_urban`.
+    pub name: String,
+    pub file: PathBuf,
+    pub sql: String,
+}
+
+/// The rows of the evaluation table a rule selects (indexes, ascending, no repeats).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleAudience {
+    pub rows: Vec<usize>,
+}
+
+/// Expands the arguments into rule files: existing paths as given, glob patterns expanded (so a
+/// quoted `'rules/*.sql'` works too). A pattern matching nothing is an error.
+pub fn expand_rule_paths(args: &[String]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for arg in args {
+        let path = PathBuf::from(arg);
+        if path.exists() || !arg.contains(['*', '?', '[']) {
+            files.push(path);
+            continue;
+        }
+        let pattern =
+            glob::glob(arg).map_err(|e| Error::Config(format!("rule pattern {arg:?}: {e}")))?;
+        let mut matched: Vec<PathBuf> = pattern.filter_map(|p| p.ok()).collect();
+        if matched.is_empty() {
+            return Err(Error::Config(format!(
+                "rule pattern {arg:?} matches no file"
+            )));
+        }
+        matched.sort();
+        files.extend(matched);
+    }
+    if files.is_empty() {
+        return Err(Error::Config("no rule files given".into()));
+    }
+    Ok(files)
+}
+
+/// Reads and checks a rule file against the table name rules may select from.
+pub fn load_rule(file: &Path, table: &str) -> Result<Rule> {
+    let sql = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
+    let sql = sql.strip_prefix('\u{feff}').unwrap_or(&sql).to_string();
+    validate(file, &sql, table)?;
+    let name = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| file.display().to_string());
+    Ok(Rule {
+        name,
+        file: file.to_path_buf(),
+        sql,
+    })
+}
+
+fn rule_error(file: &Path, line: u64, column: u64, message: impl Into<String>) -> Error {
+    let location = if line > 0 {
+        format!("{}:{line}:{column}", file.display())
+    } else {
+        file.display().to_string()
+    };
+    Error::Rule {
+        location,
+        message: message.into(),
+    }
+}
+
+/// Exactly one statement, a query, reading only `table` (and its own CTEs), with no `INTO` and
+/// no table functions.
+pub fn validate(file: &Path, sql: &str, table: &str) -> Result<()> {
+    let dialect = GenericDialect {};
+    let statements = Parser::parse_sql(&dialect, sql).map_err(|e| {
+        let text = e.to_string();
+        let (line, column) = parser_location(&text);
+        let message = text
+            .trim_start_matches("sql parser error: ")
+            .split(" at Line: ")
+            .next()
+            .unwrap_or(&text)
+            .to_string();
+        rule_error(file, line, column, format!("syntax error: {message}"))
+    })?;
+    match statements.len() {
+        0 => return Err(rule_error(file, 0, 0, "the file holds no SQL statement")),
+        1 => {}
+        n => {
+            let second = statements[1].span().start;
+            return Err(rule_error(
+                file,
+                second.line,
+                second.column,
+                format!("a rule is one SELECT, but this file holds {n} statements"),
+            ));
+        }
+    }
+    let statement = &statements[0];
+    let Statement::Query(query) = statement else {
+        let start = statement.span().start;
+        let kind = statement.to_string();
+        let kind = kind
+            .split_whitespace()
+            .next()
+            .unwrap_or("this")
+            .to_uppercase();
+        return Err(rule_error(
+            file,
+            start.line,
+            start.column,
+            format!("a rule must be a read-only SELECT, not a {kind} statement"),
+        ));
+    };
+    let mut checker = ReadOnlyChecker {
+        table: table.to_string(),
+        ctes: BTreeSet::new(),
+    };
+    if let ControlFlow::Break((line, column, message)) = query.visit(&mut checker) {
+        return Err(rule_error(file, line, column, message));
+    }
+    Ok(())
+}
+
+/// sqlparser puts the location at the end of its message: "... at Line: 3, Column: 7".
+fn parser_location(message: &str) -> (u64, u64) {
+    let number_after = |key: &str| -> Option<u64> {
+        let rest = &message[message.rfind(key)? + key.len()..];
+        let digits: String = rest
+            .trim_start()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    };
+    (
+        number_after("Line:").unwrap_or(0),
+        number_after("Column:").unwrap_or(0),
+    )
+}
+
+struct ReadOnlyChecker {
+    table: String,
+    ctes: BTreeSet<String>,
+}
+
+impl Visitor for ReadOnlyChecker {
+    type Break = (u64, u64, String);
+
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<Self::Break> {
+        if let Some(with) = &query.with {
+            for cte in &with.cte_tables {
+                self.ctes.insert(cte.alias.name.value.to_lowercase());
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_select(&mut self, select: &Select) -> ControlFlow<Self::Break> {
+        if let Some(into) = &select.into {
+            let at = into.name.span().start;
+            return ControlFlow::Break((
+                at.line,
+                at.column,
+                "SELECT ... INTO writes a table; a rule may only read".into(),
+            ));
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<Self::Break> {
+        let at = factor.span().start;
+        match factor {
+            TableFactor::Table { name, args, .. } => {
+                let at = name.span().start;
+                if args.is_some() {
+                    return ControlFlow::Break((
+                        at.line,
+                        at.column,
+                        format!(
+                            "table function {name} is not allowed: a rule reads only the {:?} table",
+                            self.table
+                        ),
+                    ));
+                }
+                let plain = name.to_string().trim_matches('"').to_lowercase();
+                if plain != self.table.to_lowercase() && !self.ctes.contains(&plain) {
+                    return ControlFlow::Break((
+                        at.line,
+                        at.column,
+                        format!("unknown table {name}: rules select from {:?}", self.table),
+                    ));
+                }
+                ControlFlow::Continue(())
+            }
+            TableFactor::Derived { .. } | TableFactor::NestedJoin { .. } => {
+                ControlFlow::Continue(())
+            }
+            other => ControlFlow::Break((
+                at.line,
+                at.column,
+                format!(
+                    "{} is not allowed in a rule: select from the {:?} table",
+                    other
+                        .to_string()
+                        .split('(')
+                        .next()
+                        .unwrap_or("this table source"),
+                    self.table
+                ),
+            )),
+        }
+    }
+}
+
+/// Runs rules over one table with DataFusion.
+pub struct RuleRunner {
+    ctx: SessionContext,
+    id_column: String,
+    row_of_id: HashMap<String, usize>,
+}
+
+impl RuleRunner {
+    /// Registers `table` under `name`; `ids` are its id values row by row.
+    pub fn new(table: &Table, name: &str, id_column: &str, ids: &[String]) -> Result<RuleRunner> {
+        let ctx = SessionContext::new();
+        let mem = MemTable::try_new(table.batch.schema(), vec![vec![table.batch.clone()]])
+            .map_err(|e| Error::data(&table.path, e.to_string()))?;
+        ctx.register_table(name, Arc::new(mem))
+            .map_err(|e| Error::data(&table.path, e.to_string()))?;
+        Ok(RuleRunner {
+            ctx,
+            id_column: id_column.to_string(),
+            row_of_id: ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| (id.clone(), i))
+                .collect(),
+        })
+    }
+
+    /// The rows a rule selects. The result must carry the id column.
+    pub fn run(&self, rule: &Rule) -> Result<RuleAudience> {
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let batches = runtime().block_on(async {
+            let df = self
+                .ctx
+                .sql_with_options(&rule.sql, options)
+                .await
+                .map_err(|e| self.planning_error(rule, &e.to_string()))?;
+            df.collect()
+                .await
+                .map_err(|e| rule_error(&rule.file, 0, 0, clean_datafusion_error(&e.to_string())))
+        })?;
+        let mut rows = BTreeSet::new();
+        for batch in &batches {
+            let schema = batch.schema();
+            let index = schema
+                .fields()
+                .iter()
+                .position(|f| f.name().eq_ignore_ascii_case(&self.id_column))
+                .ok_or_else(|| {
+                    rule_error(
+                        &rule.file,
+                        0,
+                        0,
+                        format!(
+                            "the rule's result has no id column {:?}: select it (or *)",
+                            self.id_column
+                        ),
+                    )
+                })?;
+            let ids =
+                as_strings(batch.column(index)).map_err(|e| rule_error(&rule.file, 0, 0, e))?;
+            for id in ids.into_iter().flatten() {
+                let row = self.row_of_id.get(&id).ok_or_else(|| {
+                    rule_error(
+                        &rule.file,
+                        0,
+                        0,
+                        format!("the rule returned id {id:?}, which is not in the table"),
+                    )
+                })?;
+                rows.insert(*row);
+            }
+        }
+        if batches.is_empty() {
+            // An empty result still has to name the id column; check the plan's schema.
+            let df = runtime()
+                .block_on(self.ctx.sql(&rule.sql))
+                .map_err(|e| self.planning_error(rule, &e.to_string()))?;
+            if !df
+                .schema()
+                .fields()
+                .iter()
+                .any(|f| f.name().eq_ignore_ascii_case(&self.id_column))
+            {
+                return Err(rule_error(
+                    &rule.file,
+                    0,
+                    0,
+                    format!(
+                        "the rule's result has no id column {:?}: select it (or *)",
+                        self.id_column
+                    ),
+                ));
+            }
+        }
+        Ok(RuleAudience {
+            rows: rows.into_iter().collect(),
+        })
+    }
+
+    /// A planning error, located at the offending identifier when DataFusion names one.
+    fn planning_error(&self, rule: &Rule, message: &str) -> Error {
+        let message = clean_datafusion_error(message);
+        let unknown = message
+            .strip_prefix("No field named ")
+            .map(|rest| rest.split(['.', ' ']).collect::<Vec<_>>())
+            .and_then(|parts| parts.into_iter().find(|p| !p.is_empty()))
+            .map(|s| s.trim_matches('"').to_string());
+        let (line, column) = unknown
+            .and_then(|name| locate_word(&rule.sql, &name))
+            .unwrap_or((0, 0));
+        let message = match message.split_once(". Valid fields are ") {
+            Some((head, fields)) => {
+                let columns: Vec<&str> = fields
+                    .trim_end_matches('.')
+                    .split(", ")
+                    .map(|f| f.rsplit('.').next().unwrap_or(f))
+                    .collect();
+                format!("{head}; the columns are: {}", columns.join(", "))
+            }
+            None => message,
+        };
+        rule_error(&rule.file, line, column, message)
+    }
+}
+
+/// The line and column of the first identifier token equal to `name` (case-insensitive).
+fn locate_word(sql: &str, name: &str) -> Option<(u64, u64)> {
+    let dialect = GenericDialect {};
+    let tokens = Tokenizer::new(&dialect, sql)
+        .tokenize_with_location()
+        .ok()?;
+    tokens.iter().find_map(|t| match &t.token {
+        Token::Word(w) if w.value.eq_ignore_ascii_case(name) => {
+            Some((t.span.start.line, t.span.start.column))
+        }
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(sql: &str) -> std::result::Result<(), String> {
+        validate(Path::new("r.sql"), sql, "history").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn accepts_plain_selects() {
+        check("SELECT * FROM history WHERE age BETWEEN 25 AND 40").unwrap();
+        check("select customer_id from History where job in ('admin.', 'x');").unwrap();
+        check("WITH young AS (SELECT * FROM history WHERE age < 30) SELECT * FROM young").unwrap();
+        check("SELECT * FROM history h WHERE h.balance > (SELECT AVG(balance) FROM history)")
+            .unwrap();
+    }
+
+    #[test]
+    fn rejects_writes_and_multiple_statements() {
+        let e = check("DELETE FROM history").unwrap_err();
+        assert!(e.contains("r.sql:1:1") && e.contains("DELETE"), "{e}");
+        let e = check("SELECT * FROM history;\nSELECT 1 FROM history").unwrap_err();
+        assert!(e.contains("r.sql:2:1") && e.contains("2 statements"), "{e}");
+        let e = check("CREATE TABLE x AS SELECT * FROM history").unwrap_err();
+        assert!(e.contains("CREATE"), "{e}");
+        let e = check("SELECT * INTO copy FROM history").unwrap_err();
+        assert!(e.contains("INTO"), "{e}");
+    }
+
+    #[test]
+    fn rejects_other_tables_and_table_functions() {
+        let e = check("SELECT * FROM secrets").unwrap_err();
+        assert!(e.contains("unknown table secrets"), "{e}");
+        let e = check("SELECT * FROM read_csv('/etc/passwd')").unwrap_err();
+        assert!(e.contains("table function"), "{e}");
+    }
+
+    #[test]
+    fn syntax_errors_have_line_and_column() {
+        let e = check("SELECT *\nFROM history\nWHERE age >").unwrap_err();
+        assert!(e.starts_with("r.sql:3:"), "{e}");
+        assert!(e.contains("syntax error"), "{e}");
+    }
+
+    #[test]
+    fn locates_words() {
+        assert_eq!(
+            locate_word("SELECT *\nFROM t WHERE agee > 3", "agee"),
+            Some((2, 14))
+        );
+    }
+}
