@@ -30,12 +30,10 @@ pub enum Error {
     #[error("{path}: {message}")]
     Output { path: PathBuf, message: String },
 
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The operating system's error is part of the message (not a separate cause), so that the
+    /// one-line error a user sees names it once.
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
 }
 
 impl Error {
@@ -56,7 +54,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
 }

@@ -179,10 +179,10 @@ pub fn load_table(path: &Path, options: &LoadOptions) -> Result<Table> {
                 .await
             }
         }
-        .map_err(|e| Error::data(path, clean_datafusion_error(&e.to_string())))?;
+        .map_err(|e| csv_error(path, options.delimiter, &e.to_string()))?;
         df.collect()
             .await
-            .map_err(|e| Error::data(path, clean_datafusion_error(&e.to_string())))
+            .map_err(|e| csv_error(path, options.delimiter, &e.to_string()))
     })?;
     let batch = concat_batches(&schema, &batches).map_err(|e| Error::data(path, e.to_string()))?;
     // Parquet keeps its own types: bring them to the same shape as CSV's.
@@ -208,7 +208,7 @@ pub fn table_schema(ctx: &SessionContext, path: &Path, options: &LoadOptions) ->
                             .schema_infer_max_records(SCHEMA_INFER_RECORDS),
                     )
                     .await
-                    .map_err(|e| Error::data(path, clean_datafusion_error(&e.to_string())))?;
+                    .map_err(|e| csv_error(path, options.delimiter, &e.to_string()))?;
                 let arrow_schema = df.schema().as_arrow().clone();
                 // DataFusion names columns from the raw header; ours has the BOM removed.
                 let fields: Vec<Field> = arrow_schema
@@ -640,9 +640,51 @@ fn path_str(path: &Path) -> Result<&str> {
         .ok_or_else(|| Error::data(path, "the path is not valid UTF-8"))
 }
 
-/// DataFusion wraps errors in layers ("Arrow error: Csv error: ..."); keep the part a user needs.
+/// An error reading a CSV file. Arrow counts lines within the block it is parsing, so for a row
+/// with the wrong number of fields the file is scanned again to name the real line.
+pub fn csv_error(path: &Path, delimiter: Option<u8>, message: &str) -> Error {
+    let cleaned = clean_datafusion_error(message);
+    if cleaned.starts_with("line ") && cleaned.contains("fields, found") {
+        let delimiter = delimiter.or_else(|| CsvLayout::sniff(path, None).ok().map(|l| l.delimiter));
+        if let Some((line, expected, found)) = delimiter.and_then(|d| find_ragged_row(path, d)) {
+            return Error::data(
+                path,
+                format!("line {line}: expected {expected} fields, found {found}"),
+            );
+        }
+    }
+    Error::data(path, cleaned)
+}
+
+/// The first record whose field count differs from the header's: (line, expected, found).
+pub fn find_ragged_row(path: &Path, delimiter: u8) -> Option<(u64, usize, usize)> {
+    let file = std::fs::File::open(path).ok()?;
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(std::io::BufReader::new(file));
+    let mut record = csv::ByteRecord::new();
+    let mut expected = None;
+    while reader.read_byte_record(&mut record).ok()? {
+        let fields = record.len();
+        match expected {
+            None => expected = Some(fields),
+            Some(n) if n != fields => {
+                let line = record.position().map_or(0, |p| p.line());
+                return Some((line, n, fields));
+            }
+            Some(_) => {}
+        }
+    }
+    None
+}
+
+/// DataFusion wraps errors in layers ("Error when processing CSV file ... caused by Arrow error:
+/// Csv error: ..."); keep the innermost cause, in the words a user needs.
 pub fn clean_datafusion_error(message: &str) -> String {
-    let mut m = message.trim();
+    let innermost = message.rsplit("caused by").next().unwrap_or(message);
+    let mut m = innermost.trim();
     for prefix in [
         "External error: ",
         "Arrow error: ",
@@ -653,12 +695,38 @@ pub fn clean_datafusion_error(message: &str) -> String {
         "ParquetError: ",
         "Parquet error: ",
         "Schema error: ",
+        "Object Store error: ",
     ] {
         while let Some(rest) = m.strip_prefix(prefix) {
             m = rest.trim();
         }
     }
-    m.lines().next().unwrap_or(m).to_string()
+    let m = m.lines().next().unwrap_or(m);
+    ragged_row_message(m).unwrap_or_else(|| m.to_string())
+}
+
+/// Arrow's two wordings of a row with the wrong number of fields, as "line N: expected ...".
+fn ragged_row_message(m: &str) -> Option<String> {
+    let numbers: Vec<u64> = m
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    if let Some(rest) = m.strip_prefix("Encountered unequal lengths between records on CSV file")
+        && numbers.len() >= 3
+        && rest.contains("at line")
+    {
+        let (expected, found, line) = (numbers[0], numbers[1], numbers[2]);
+        return Some(format!(
+            "line {line}: expected {expected} fields, found {found}"
+        ));
+    }
+    if m.starts_with("incorrect number of fields for line") && numbers.len() >= 3 {
+        let (line, expected, found) = (numbers[0], numbers[1], numbers[2]);
+        return Some(format!(
+            "line {line}: expected {expected} fields, found {found}"
+        ));
+    }
+    None
 }
 
 #[cfg(test)]
@@ -677,8 +745,17 @@ mod tests {
     #[test]
     fn datafusion_errors_are_trimmed() {
         assert_eq!(
-            clean_datafusion_error("Arrow error: Csv error: incorrect number of fields for line 3"),
-            "incorrect number of fields for line 3"
+            clean_datafusion_error(
+                "Error when processing CSV file x.csv\ncaused by\nArrow error: Csv error: Encountered unequal lengths between records on CSV file. Expected 3 records, found 2 records at line 3"
+            ),
+            "line 3: expected 3 fields, found 2"
         );
+        assert_eq!(
+            clean_datafusion_error(
+                "Arrow error: Csv error: incorrect number of fields for line 7, expected 17 got 16"
+            ),
+            "line 7: expected 17 fields, found 16"
+        );
+        assert_eq!(clean_datafusion_error("Schema error: bad"), "bad");
     }
 }

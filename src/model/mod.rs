@@ -47,6 +47,17 @@ pub fn train_history(
             ));
         }
     }
+    let positives = history.positives();
+    if positives == 0 || positives == history.labels.len() {
+        return Err(Error::data(
+            path,
+            format!(
+                "the label {:?} holds only one class ({positives} positive, {} negative rows): a model needs both",
+                history.label_column,
+                history.labels.len() - positives
+            ),
+        ));
+    }
     let split = match config.split.method {
         SplitMethod::Random => split::random_split(
             &history.labels,
