@@ -33,7 +33,10 @@ pub enum Error {
     /// The operating system's error is part of the message (not a separate cause), so that the
     /// one-line error a user sees names it once.
     #[error("{path}: {error}")]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
 }
 
 impl Error {

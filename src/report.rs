@@ -277,7 +277,7 @@ impl CompareReport {
                 verdict,
             ]);
         }
-        keep_whole(&mut table, &[0, 5]);
+        keep_whole(&mut table, &[0, 1, 5, 6]);
         out.push_str(&table.to_string());
         out.push_str("\n\n");
         let mut details = new_table(width, false);

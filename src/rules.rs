@@ -171,7 +171,7 @@ impl Visitor for ReadOnlyChecker {
     fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<Self::Break> {
         if let Some(with) = &query.with {
             for cte in &with.cte_tables {
-                self.ctes.insert(cte.alias.name.value.to_lowercase());
+                self.ctes.insert(cte.alias.name.value.clone());
             }
         }
         ControlFlow::Continue(())
@@ -204,8 +204,8 @@ impl Visitor for ReadOnlyChecker {
                         ),
                     ));
                 }
-                let plain = name.to_string().trim_matches('"').to_lowercase();
-                if plain != self.table.to_lowercase() && !self.ctes.contains(&plain) {
+                let plain = name.to_string().trim_matches('"').to_string();
+                if plain != self.table && !self.ctes.contains(&plain) {
                     return ControlFlow::Break((
                         at.line,
                         at.column,
@@ -244,7 +244,11 @@ pub struct RuleRunner {
 impl RuleRunner {
     /// Registers `table` under `name`; `ids` are its id values row by row.
     pub fn new(table: &Table, name: &str, id_column: &str, ids: &[String]) -> Result<RuleRunner> {
-        let ctx = SessionContext::new();
+        // Identifiers are matched as written: analysts copy column names such as `CoffeeHouse`
+        // from their file's header, and folding them to lower case would make them unknown.
+        let mut config = datafusion::prelude::SessionConfig::new();
+        config.options_mut().sql_parser.enable_ident_normalization = false;
+        let ctx = SessionContext::new_with_config(config);
         let mem = MemTable::try_new(table.batch.schema(), vec![vec![table.batch.clone()]])
             .map_err(|e| Error::data(&table.path, e.to_string()))?;
         ctx.register_table(name, Arc::new(mem))
@@ -282,7 +286,7 @@ impl RuleRunner {
             let index = schema
                 .fields()
                 .iter()
-                .position(|f| f.name().eq_ignore_ascii_case(&self.id_column))
+                .position(|f| f.name() == &self.id_column)
                 .ok_or_else(|| {
                     rule_error(
                         &rule.file,
@@ -317,7 +321,7 @@ impl RuleRunner {
                 .schema()
                 .fields()
                 .iter()
-                .any(|f| f.name().eq_ignore_ascii_case(&self.id_column))
+                .any(|f| f.name() == &self.id_column)
             {
                 return Err(rule_error(
                     &rule.file,
@@ -386,7 +390,11 @@ mod tests {
     #[test]
     fn accepts_plain_selects() {
         check("SELECT * FROM history WHERE age BETWEEN 25 AND 40").unwrap();
-        check("select customer_id from History where job in ('admin.', 'x');").unwrap();
+        check("select customer_id from history where job in ('admin.', 'x');").unwrap();
+        assert!(
+            check("select * from History").is_err(),
+            "names are matched as written"
+        );
         check("WITH young AS (SELECT * FROM history WHERE age < 30) SELECT * FROM young").unwrap();
         check("SELECT * FROM history h WHERE h.balance > (SELECT AVG(balance) FROM history)")
             .unwrap();

@@ -645,7 +645,8 @@ fn path_str(path: &Path) -> Result<&str> {
 pub fn csv_error(path: &Path, delimiter: Option<u8>, message: &str) -> Error {
     let cleaned = clean_datafusion_error(message);
     if cleaned.starts_with("line ") && cleaned.contains("fields, found") {
-        let delimiter = delimiter.or_else(|| CsvLayout::sniff(path, None).ok().map(|l| l.delimiter));
+        let delimiter =
+            delimiter.or_else(|| CsvLayout::sniff(path, None).ok().map(|l| l.delimiter));
         if let Some((line, expected, found)) = delimiter.and_then(|d| find_ragged_row(path, d)) {
             return Error::data(
                 path,

@@ -157,8 +157,9 @@ pub fn score_file(
                 .await
                 .map_err(|e| Error::data(input, clean_datafusion_error(&e.to_string())))?;
             while let Some(batch) = stream.next().await {
-                let batch = batch
-                    .map_err(|e| crate::data::csv_error(input, options.delimiter, &e.to_string()))?;
+                let batch = batch.map_err(|e| {
+                    crate::data::csv_error(input, options.delimiter, &e.to_string())
+                })?;
                 let (batch_scores, unseen) = score_batch(bundle, &batch)?;
                 summary.unseen.add(&unseen);
                 let ids: Vec<String> = match &id_column {
