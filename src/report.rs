@@ -246,7 +246,6 @@ impl CompareReport {
             "People",
             "Rule\nrate",
             "Model\nrate",
-            "Extra\nconv.",
             "Rate diff., points\n(95% interval)",
             "Verdict",
         ];
@@ -272,12 +271,11 @@ impl CompareReport {
                 right(format!("{} ({})", r.size, pct1(Some(r.share)))),
                 right(pct1(r.rule_rate)),
                 right(pct1(r.model_rate)),
-                right(format!("{:+}", r.extra_conversions)),
                 right(diff_with_ci_short(r.rate_diff, r.rate_diff_ci)),
                 verdict,
             ]);
         }
-        keep_whole(&mut table, &[0, 1, 5, 6]);
+        keep_whole(&mut table, &[0, 1, 4, 5]);
         out.push_str(&table.to_string());
         out.push_str("\n\n");
         let mut details = new_table(width, false);
@@ -286,6 +284,7 @@ impl CompareReport {
                 "Rule",
                 "Rule\nconv.",
                 "Model\nconv.",
+                "Extra\nconv.",
                 "Rule\nlift",
                 "Model\nlift",
                 "Overlap",
@@ -300,6 +299,7 @@ impl CompareReport {
                 Cell::new(&r.name),
                 right(r.rule_conversions.to_string()),
                 right(r.model_conversions.to_string()),
+                right(format!("{:+}", r.extra_conversions)),
                 right(times(r.rule_lift)),
                 right(times(r.model_lift)),
                 right(r.overlap.both.to_string()),
