@@ -169,7 +169,7 @@ impl Config {
         if m.num_rounds == 0 {
             return Err(Error::Config("model.num_rounds must be at least 1".into()));
         }
-        if !(m.learning_rate > 0.0) {
+        if m.learning_rate.is_nan() || m.learning_rate <= 0.0 {
             return Err(Error::Config(format!(
                 "model.learning_rate must be positive, got {}",
                 m.learning_rate

@@ -213,7 +213,7 @@ pub fn decile_table(order: &[usize], scores: &[f64], labels: &[u8]) -> Vec<Decil
     let mut rows: Vec<DecileRow> = Vec::new();
     let (mut cum_cust, mut cum_resp, mut cum_wiz, mut cum_non) = (0, 0, 0, 0);
     let mut position = 0;
-    for decile in 1..=10 {
+    for (decile, &wizard_count) in wizard.iter().enumerate().skip(1) {
         let start = position;
         while position < n && bin_of_position(position, n, 10) == decile {
             position += 1;
@@ -227,7 +227,7 @@ pub fn decile_table(order: &[usize], scores: &[f64], labels: &[u8]) -> Vec<Decil
         let cnt_cust = members.len();
         cum_cust += cnt_cust;
         cum_resp += cnt_resp;
-        cum_wiz += wizard[decile];
+        cum_wiz += wizard_count;
         cum_non += cnt_cust - cnt_resp;
         let cum_cust_pct = cum_cust as f64 * 100.0 / n as f64;
         let cum_resp_pct = ratio(cum_resp as f64 * 100.0, total_resp as f64);
@@ -241,7 +241,7 @@ pub fn decile_table(order: &[usize], scores: &[f64], labels: &[u8]) -> Vec<Decil
             cnt_resp,
             cnt_non_resp: cnt_cust - cnt_resp,
             cnt_resp_rndm: total_resp as f64 / 10.0,
-            cnt_resp_wiz: wizard[decile],
+            cnt_resp_wiz: wizard_count,
             resp_rate: cnt_resp as f64 * 100.0 / cnt_cust as f64,
             cum_cust,
             cum_resp,

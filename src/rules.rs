@@ -95,7 +95,10 @@ pub fn validate(file: &Path, sql: &str, table: &str) -> Result<()> {
     let dialect = GenericDialect {};
     let statements = Parser::parse_sql(&dialect, sql).map_err(|e| {
         let text = e.to_string();
-        let (line, column) = parser_location(&text);
+        let (mut line, mut column) = parser_location(&text);
+        if line == 0 && text.contains("found: EOF") {
+            (line, column) = end_of(sql);
+        }
         let message = text
             .trim_start_matches("sql parser error: ")
             .split(" at Line: ")
@@ -108,18 +111,18 @@ pub fn validate(file: &Path, sql: &str, table: &str) -> Result<()> {
         0 => return Err(rule_error(file, 0, 0, "the file holds no SQL statement")),
         1 => {}
         n => {
-            let second = statements[1].span().start;
+            let (line, column) = statement_start(sql, 1).unwrap_or((0, 0));
             return Err(rule_error(
                 file,
-                second.line,
-                second.column,
+                line,
+                column,
                 format!("a rule is one SELECT, but this file holds {n} statements"),
             ));
         }
     }
     let statement = &statements[0];
     let Statement::Query(query) = statement else {
-        let start = statement.span().start;
+        let (line, column) = statement_start(sql, 0).unwrap_or((0, 0));
         let kind = statement.to_string();
         let kind = kind
             .split_whitespace()
@@ -128,8 +131,8 @@ pub fn validate(file: &Path, sql: &str, table: &str) -> Result<()> {
             .to_uppercase();
         return Err(rule_error(
             file,
-            start.line,
-            start.column,
+            line,
+            column,
             format!("a rule must be a read-only SELECT, not a {kind} statement"),
         ));
     };
@@ -141,6 +144,32 @@ pub fn validate(file: &Path, sql: &str, table: &str) -> Result<()> {
         return Err(rule_error(file, line, column, message));
     }
     Ok(())
+}
+
+/// Where statement `index` (0-based) begins: its first token after `index` top-level semicolons.
+fn statement_start(sql: &str, index: usize) -> Option<(u64, u64)> {
+    let dialect = GenericDialect {};
+    let tokens = Tokenizer::new(&dialect, sql)
+        .tokenize_with_location()
+        .ok()?;
+    let mut seen = 0;
+    for t in &tokens {
+        match &t.token {
+            Token::SemiColon => seen += 1,
+            Token::Whitespace(_) => {}
+            _ if seen == index => return Some((t.span.start.line, t.span.start.column)),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The line and column just past the last non-blank character: where "unexpected end" points.
+fn end_of(sql: &str) -> (u64, u64) {
+    let trimmed = sql.trim_end();
+    let line = trimmed.lines().count().max(1) as u64;
+    let column = trimmed.lines().last().map_or(0, |l| l.chars().count()) as u64 + 1;
+    (line, column)
 }
 
 /// sqlparser puts the location at the end of its message: "... at Line: 3, Column: 7".

@@ -1,6 +1,6 @@
 //! `audience compare`: every rule against the model's audience of the same size.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
@@ -121,7 +121,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
 
     let eval = match (&args.model, &args.eval) {
         (Some(model), Some(eval)) => {
-            judge_existing(model, eval, args.eval_labels.as_ref(), &config)?
+            judge_existing(model, eval, args.eval_labels.as_deref(), &config)?
         }
         _ => train_and_hold_out(&config, args.quiet)?,
     };
@@ -237,9 +237,9 @@ fn train_and_hold_out(config: &audience::config::Config, quiet: bool) -> Result<
 
 /// Scores a given evaluation table with an existing bundle.
 fn judge_existing(
-    model: &PathBuf,
-    eval: &PathBuf,
-    eval_labels: Option<&PathBuf>,
+    model: &Path,
+    eval: &Path,
+    eval_labels: Option<&Path>,
     config: &audience::config::Config,
 ) -> Result<EvalSet> {
     let bundle = ModelBundle::load(model)?;
@@ -259,7 +259,7 @@ fn judge_existing(
         .transpose()?;
     let source = HistorySource {
         path: eval,
-        labels_path: eval_labels.map(|p| p.as_path()),
+        labels_path: eval_labels,
         delimiter,
         label: &manifest.label.column,
         id: (!manifest.id.generated).then_some(manifest.id.column.as_str()),
