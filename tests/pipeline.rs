@@ -364,3 +364,75 @@ fn seed_cr_layout_trains_and_compares_with_auc_undefined() {
     );
     assert!(!text.contains("NaN"), "{text}");
 }
+
+#[test]
+fn parquet_history_gives_the_same_model_as_csv() {
+    let ws = workspace();
+    let dir = ws.path();
+    // Write bank-full as Parquet with the library's own loader (numbers as Float64, text as Utf8).
+    let options = audience::data::LoadOptions {
+        delimiter: Some(b';'),
+        text_columns: vec!["y".into()],
+    };
+    let table = audience::data::load_table(&bank_csv(), &options).unwrap();
+    let file = std::fs::File::create(dir.join("bank.parquet")).unwrap();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(file, table.batch.schema(), None).unwrap();
+    writer.write(&table.batch).unwrap();
+    writer.close().unwrap();
+    let csv_model = train_bank(dir);
+    audience(dir)
+        .args(["train", "--data", "bank.parquet", "--out", "pq", "-q"])
+        .assert()
+        .success();
+    let pq_model = read_json(&dir.join("pq/audience-model.json"));
+    assert_eq!(csv_model["metrics"], pq_model["metrics"]);
+    assert_eq!(csv_model["features"], pq_model["features"]);
+}
+
+#[test]
+fn rules_selecting_nobody_or_everybody_get_a_plain_note() {
+    let ws = workspace();
+    let dir = ws.path();
+    std::fs::write(
+        dir.join("nobody.sql"),
+        "SELECT * FROM history WHERE age > 200",
+    )
+    .unwrap();
+    std::fs::write(dir.join("everybody.sql"), "SELECT row_id FROM history").unwrap();
+    let out = audience(dir)
+        .args([
+            "compare",
+            "nobody.sql",
+            "everybody.sql",
+            "--format",
+            "json",
+            "-q",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(!text.contains("NaN"));
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let nobody = &report["rules"][0];
+    assert_eq!(nobody["size"], 0);
+    assert_eq!(nobody["verdict"], "not_comparable");
+    assert!(nobody["rule_rate"].is_null());
+    assert!(nobody["note"].as_str().unwrap().contains("selects nobody"));
+    let everybody = &report["rules"][1];
+    assert_eq!(everybody["size"], 13564);
+    assert_eq!(everybody["verdict"], "identical");
+    assert!(
+        everybody["note"]
+            .as_str()
+            .unwrap()
+            .contains("selects everybody")
+    );
+    assert_eq!(
+        everybody["rule_conversions"],
+        everybody["model_conversions"]
+    );
+}

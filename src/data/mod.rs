@@ -184,7 +184,9 @@ pub fn load_table(path: &Path, options: &LoadOptions) -> Result<Table> {
             .await
             .map_err(|e| csv_error(path, options.delimiter, &e.to_string()))
     })?;
-    let batch = concat_batches(&schema, &batches).map_err(|e| Error::data(path, e.to_string()))?;
+    let read_schema = batches.first().map_or(schema.clone(), |b| b.schema());
+    let batch =
+        concat_batches(&read_schema, &batches).map_err(|e| Error::data(path, e.to_string()))?;
     // Parquet keeps its own types: bring them to the same shape as CSV's.
     let batch = conform(path, batch, &schema)?;
     Ok(Table {
@@ -741,6 +743,107 @@ mod tests {
         assert_eq!(detect_delimiter(b"\"a;x\",b,c"), b',');
         assert_eq!(detect_delimiter(b"a\tb"), b'\t');
         assert_eq!(detect_delimiter(b"single"), b',');
+    }
+
+    fn strings(table: &Table, column: &str) -> Vec<Option<String>> {
+        as_strings(table.column(column, "test").unwrap()).unwrap()
+    }
+
+    #[test]
+    fn csv_quirks_bom_crlf_quotes_empty_no_final_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.csv");
+        std::fs::write(
+            &path,
+            "\u{feff}id;city;income;y\r\n1;\"Paris; FR\";12.5;yes\r\n2;;;no\r\n3;\"Lyon \"\"old\"\"\";7;no",
+        )
+        .unwrap();
+        let options = LoadOptions {
+            delimiter: None,
+            text_columns: vec!["id".into(), "y".into()],
+        };
+        let table = load_table(&path, &options).unwrap();
+        let names: Vec<&str> = table
+            .batch
+            .schema_ref()
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        assert_eq!(
+            names,
+            ["id", "city", "income", "y"],
+            "no BOM in the first name"
+        );
+        assert_eq!(table.num_rows(), 3, "last line without newline is a row");
+        assert_eq!(
+            strings(&table, "city"),
+            [Some("Paris; FR".into()), None, Some("Lyon \"old\"".into())]
+        );
+        assert_eq!(
+            strings(&table, "income"),
+            [Some("12.5".into()), None, Some("7.0".into())]
+        );
+        assert_eq!(
+            table.batch.schema().field(2).data_type(),
+            &DataType::Float64
+        );
+        assert_eq!(
+            strings(&table, "y"),
+            [Some("yes".into()), Some("no".into()), Some("no".into())]
+        );
+        assert_eq!(read_ids(&table, "id").unwrap(), ["1", "2", "3"]);
+    }
+
+    #[test]
+    fn parquet_loads_with_the_same_shape_as_csv() {
+        use parquet::arrow::ArrowWriter;
+        let dir = tempfile::tempdir().unwrap();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("n", DataType::Int32, true),
+            Field::new("s", DataType::LargeUtf8, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(arrow::array::Int32Array::from(vec![Some(3), None])),
+                Arc::new(arrow::array::LargeStringArray::from(vec![
+                    Some("a"),
+                    Some("b"),
+                ])),
+            ],
+        )
+        .unwrap();
+        let path = dir.path().join("t.parquet");
+        let mut w =
+            ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let table = load_table(&path, &LoadOptions::default()).unwrap();
+        assert_eq!(
+            table.batch.schema().field(0).data_type(),
+            &DataType::Float64
+        );
+        assert_eq!(table.batch.schema().field(1).data_type(), &DataType::Utf8);
+        assert_eq!(strings(&table, "n"), [Some("3".into()), None]);
+    }
+
+    #[test]
+    fn labels_are_matched_case_insensitively_and_checked() {
+        let schema = Arc::new(Schema::new(vec![Field::new("y", DataType::Utf8, true)]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![Arc::new(StringArray::from(vec![" Yes", "no", "N", "1"]))],
+        )
+        .unwrap();
+        let table = Table {
+            path: "t.csv".into(),
+            batch,
+        };
+        let labels = read_labels(&table, "y", &default_positive(), &default_negative()).unwrap();
+        assert_eq!(labels, [1, 0, 0, 1]);
+        let err = read_labels(&table, "y", &["yes".into()], &["no".into()]).unwrap_err();
+        assert!(err.to_string().contains("data row 3"), "{err}");
     }
 
     #[test]
