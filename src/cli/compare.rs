@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 
 use audience::data::{self, HistorySource, Table};
 use audience::metrics::{self, compare_rule, id_keys, ranking};
-use audience::model::bundle::ModelBundle;
+use audience::model::bundle::{Engine, ModelBundle};
 use audience::model::score::score_batch;
 use audience::output;
 use audience::report::{
@@ -57,7 +57,7 @@ pub struct CompareArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
 
-    /// Judge this existing model bundle instead of training one (needs --eval)
+    /// Judge this existing model bundle (or bare LightGBM model.txt) instead of training one (needs --eval)
     #[arg(long, value_name = "DIR", requires = "eval")]
     pub model: Option<PathBuf>,
 
@@ -242,13 +242,13 @@ fn judge_existing(
     eval_labels: Option<&Path>,
     config: &audience::config::Config,
 ) -> Result<EvalSet> {
-    let bundle = ModelBundle::load(model)?;
-    let manifest = &bundle.manifest;
-    let categorical: Vec<String> = manifest
+    // A bare model file carries no label or id: those come from the configuration then.
+    let bundle = ModelBundle::load(model, config.data.id.as_deref())?;
+    let categorical: Vec<String> = bundle
         .features
         .features
         .iter()
-        .filter(|f| f.kind == audience::data::encode::FeatureKind::Categorical)
+        .filter(|f| f.kind == audience::data::encode::FeatureKind::Categorical && !f.codes)
         .map(|f| f.name.clone())
         .collect();
     let delimiter = config
@@ -257,18 +257,38 @@ fn judge_existing(
         .as_deref()
         .map(audience::config::delimiter_byte)
         .transpose()?;
+    let (label, positive, negative) = match &bundle.manifest {
+        Some(m) => (
+            m.label.column.clone(),
+            m.label.positive.clone(),
+            m.label.negative.clone(),
+        ),
+        None => (
+            config.label()?.to_string(),
+            config
+                .data
+                .positive
+                .clone()
+                .unwrap_or_else(data::default_positive),
+            config
+                .data
+                .negative
+                .clone()
+                .unwrap_or_else(data::default_negative),
+        ),
+    };
     let source = HistorySource {
         path: eval,
         labels_path: eval_labels,
         delimiter,
-        label: &manifest.label.column,
-        id: (!manifest.id.generated).then_some(manifest.id.column.as_str()),
-        positive: manifest.label.positive.clone(),
-        negative: manifest.label.negative.clone(),
+        label: &label,
+        id: (!bundle.id.generated).then_some(bundle.id.column.as_str()),
+        positive,
+        negative,
         categorical: &categorical,
     };
     let history = data::load_history(&source)?;
-    let (scores, unseen) = score_batch(&bundle, &history.table.batch)?;
+    let (scores, unseen) = score_batch(&bundle, &history.table.batch, Engine::Native)?;
     let mut notes = Vec::new();
     if unseen.total() > 0 {
         notes.push(format!(

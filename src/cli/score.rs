@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 
 use audience::config::delimiter_byte;
-use audience::model::bundle::ModelBundle;
+use audience::model::bundle::{Engine, ModelBundle};
 use audience::model::score::{Keep, ScoreOptions, score_file};
 
 use super::Progress;
@@ -22,20 +22,42 @@ input order), and any --keep columns. CSV or Parquet, chosen by the output's ext
 is streamed in batches, so its size does not bound memory beyond 8 bytes per row for the ranks.
 
 The data must have every feature column of the model (extra columns are ignored). Category
-values never seen in training are scored as LightGBM does (as missing) and counted in a warning.";
+values never seen in training are scored as LightGBM does (as missing) and counted in a warning.
+
+--model also takes a bare LightGBM model.txt, such as one saved by Python's lightgbm: features are
+matched by name, categories mapped through its pandas_categorical line when present (as pandas
+does), otherwise categorical columns are read as LightGBM's integer codes.
+
+Scores come from audience's own evaluator, exact to LightGBM's prediction (tested to 1e-12 on a
+zoo of models); --engine lightgbm uses LightGBM's C API instead.";
 
 pub const EXAMPLES: &str = "\
 Examples:
   audience score --model model/ --data candidates.csv --out scores.csv
   audience score --model model/ --data candidates.parquet --out scores.parquet --keep email
   audience score --model model/ --data candidates.csv --out best.csv --top 5000
-  audience score --model model/ --data candidates.csv --out best.csv --top-percent 10";
+  audience score --model model/ --data candidates.csv --out best.csv --top-percent 10
+  audience score --model python_model.txt --id customer_id --data candidates.csv --out scores.csv";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineArg {
+    Native,
+    Lightgbm,
+}
 
 #[derive(Debug, Args)]
 pub struct ScoreArgs {
-    /// Model bundle directory (from `audience train`)
-    #[arg(long, short, value_name = "DIR", default_value = "model")]
+    /// Model bundle directory (from `audience train`), or a bare LightGBM model.txt
+    #[arg(long, short, value_name = "DIR|FILE", default_value = "model")]
     pub model: PathBuf,
+
+    /// Id column to write, for a bare model.txt [default: row_id, the 0-based row number]
+    #[arg(long, value_name = "COLUMN")]
+    pub id: Option<String>,
+
+    /// Evaluator: audience's own (exact, fastest) or LightGBM's C API
+    #[arg(long, value_enum, default_value_t = EngineArg::Native)]
+    pub engine: EngineArg,
 
     /// Candidates to score, CSV or Parquet
     #[arg(long, short, value_name = "PATH")]
@@ -82,13 +104,20 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         (None, None) => Keep::All,
     };
     audience::output::check_overwrite(&args.out, args.force)?;
-    let bundle = ModelBundle::load(&args.model)?;
+    let bundle = ModelBundle::load(&args.model, args.id.as_deref())?;
+    if bundle.manifest.is_some() && args.id.is_some() {
+        bail!("--id is for a bare model.txt; a bundle's id column is {:?}", bundle.id.column);
+    }
     let options = ScoreOptions {
         delimiter: args.delimiter.as_deref().map(delimiter_byte).transpose()?,
         keep_columns: args.keep.clone(),
         keep,
         force: args.force,
         batch_rows: args.batch_rows,
+        engine: match args.engine {
+            EngineArg::Native => Engine::Native,
+            EngineArg::Lightgbm => Engine::LightGbm,
+        },
     };
     let mut progress = Progress::new(args.quiet, None, "scoring");
     let summary = score_file(&bundle, &args.data, &args.out, &options, &mut |rows| {

@@ -31,6 +31,10 @@ pub struct Feature {
     pub categories: Vec<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub numeric_categories: bool,
+    /// For categorical features without a vocabulary (a bare model file with no
+    /// pandas_categorical line): the column holds LightGBM's integer codes themselves.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub codes: bool,
 }
 
 /// A column the planner left out, and why: shown to the user so nothing is dropped silently.
@@ -117,6 +121,7 @@ impl FeatureSet {
                     kind,
                     categories: Vec::new(),
                     numeric_categories: false,
+                    codes: false,
                 }),
                 None => skipped.push(SkippedColumn {
                     name: name.clone(),
@@ -137,7 +142,7 @@ impl FeatureSet {
         rows: &[usize],
     ) -> std::result::Result<(), String> {
         for feature in &mut self.features {
-            if feature.kind != FeatureKind::Categorical {
+            if feature.kind != FeatureKind::Categorical || feature.codes {
                 continue;
             }
             let column = column_of(batch, &feature.name)?;
@@ -201,8 +206,10 @@ impl FeatureSet {
         let mut unseen = UnseenCounts::default();
         for (c, feature) in self.features.iter().enumerate() {
             let column = column_of(batch, &feature.name)?;
-            match feature.kind {
-                FeatureKind::Numeric => {
+            // Integer-coded categoricals go to LightGBM as the numbers they are.
+            let as_number = feature.kind == FeatureKind::Numeric || feature.codes;
+            match as_number {
+                true => {
                     let numbers = cast(column.as_ref(), &DataType::Float64).map_err(|e| {
                         format!("column {:?} cannot be read as numbers: {e}", feature.name)
                     })?;
@@ -217,7 +224,7 @@ impl FeatureSet {
                         }
                     }
                 }
-                FeatureKind::Categorical => {
+                false => {
                     let text = category_text(column)?;
                     let codes: HashMap<&str, usize> = feature
                         .categories

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::SplitConfig;
-use crate::data::encode::{FeatureSet, SkippedColumn};
+use crate::data::encode::{Feature, FeatureKind, FeatureSet, Matrix, SkippedColumn};
+use crate::model::ensemble::TreeEnsemble;
 use crate::model::lgbm::Booster;
 use crate::output;
 use crate::{Error, Result};
@@ -107,11 +108,26 @@ pub struct Manifest {
     pub input: InputInfo,
 }
 
-/// A model ready to score: its manifest, its text, and a loaded booster.
+/// Which evaluator scores rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// audience's own evaluator (exact; fastest).
+    #[default]
+    Native,
+    /// LightGBM's C API.
+    LightGbm,
+}
+
+/// A model ready to score: what to feed it (features, id), and two evaluators of the same text.
 pub struct ModelBundle {
-    pub dir: PathBuf,
-    pub manifest: Manifest,
+    /// The bundle directory, or the bare model.txt.
+    pub source: PathBuf,
+    /// Present for bundles written by audience; None for a bare LightGBM model file.
+    pub manifest: Option<Manifest>,
+    pub features: FeatureSet,
+    pub id: IdInfo,
     pub model_text: String,
+    pub ensemble: TreeEnsemble,
     pub booster: Booster,
 }
 
@@ -142,15 +158,19 @@ impl ModelBundle {
         result
     }
 
-    /// Loads a bundle directory written by `write` (or by the SageMaker container).
-    pub fn load(dir: &Path) -> Result<ModelBundle> {
-        if !dir.is_dir() {
+    /// Loads a bundle directory written by `write`, or a bare LightGBM model file (for example
+    /// one saved by Python's lightgbm), whose rows are then identified by `bare_id` or `row_id`.
+    pub fn load(path: &Path, bare_id: Option<&str>) -> Result<ModelBundle> {
+        if path.is_file() {
+            return Self::load_bare(path, bare_id);
+        }
+        if !path.is_dir() {
             return Err(Error::model(
-                dir,
-                "is not a model bundle directory (train one with `audience train --out DIR`)",
+                path,
+                "is not a model bundle directory or model file (train one with `audience train --out DIR`)",
             ));
         }
-        let manifest_path = dir.join(MANIFEST_FILE);
+        let manifest_path = path.join(MANIFEST_FILE);
         let text =
             std::fs::read_to_string(&manifest_path).map_err(|e| Error::io(&manifest_path, e))?;
         let manifest: Manifest = serde_json::from_str(&text)
@@ -164,26 +184,131 @@ impl ModelBundle {
                 ),
             ));
         }
-        let model_path = dir.join(MODEL_FILE);
-        let model_text =
-            std::fs::read_to_string(&model_path).map_err(|e| Error::io(&model_path, e))?;
-        let booster = Booster::from_model_text(&model_text)
-            .map_err(|e| Error::model(&model_path, e.to_string()))?;
-        let expected = manifest.features.features.len();
-        let actual = booster.num_features()?;
-        if actual != expected {
+        let model_path = path.join(MODEL_FILE);
+        let (model_text, ensemble, booster) = read_model(&model_path)?;
+        let expected: Vec<&str> = manifest.features.names();
+        if ensemble.feature_names != expected {
             return Err(Error::model(
                 &model_path,
-                format!("the model has {actual} features but the manifest lists {expected}"),
+                format!(
+                    "the model's features ({}) differ from the manifest's ({})",
+                    ensemble.feature_names.join(", "),
+                    expected.join(", ")
+                ),
             ));
         }
         Ok(ModelBundle {
-            dir: dir.to_path_buf(),
-            manifest,
+            source: path.to_path_buf(),
+            features: manifest.features.clone(),
+            id: manifest.id.clone(),
+            manifest: Some(manifest),
             model_text,
+            ensemble,
             booster,
         })
     }
+
+    fn load_bare(path: &Path, id: Option<&str>) -> Result<ModelBundle> {
+        let (model_text, ensemble, booster) = read_model(path)?;
+        let categorical = &ensemble.categorical_features;
+        let lists = ensemble
+            .pandas_categorical
+            .as_ref()
+            .filter(|lists| lists.len() == categorical.len());
+        if let Some(lists) = &ensemble.pandas_categorical
+            && lists.len() != categorical.len()
+        {
+            return Err(Error::model(
+                path,
+                format!(
+                    "pandas_categorical has {} category lists but the model has {} categorical features",
+                    lists.len(),
+                    categorical.len()
+                ),
+            ));
+        }
+        let mut features = Vec::new();
+        for (i, name) in ensemble.feature_names.iter().enumerate() {
+            let position = categorical.iter().position(|&c| c == i);
+            let feature = match position {
+                None => Feature {
+                    name: name.clone(),
+                    kind: FeatureKind::Numeric,
+                    categories: Vec::new(),
+                    numeric_categories: false,
+                    codes: false,
+                },
+                Some(k) => match lists {
+                    Some(lists) => {
+                        let values = &lists[k];
+                        Feature {
+                            name: name.clone(),
+                            kind: FeatureKind::Categorical,
+                            numeric_categories: values.iter().all(|v| v.is_number()),
+                            categories: values
+                                .iter()
+                                .map(|v| match v {
+                                    serde_json::Value::String(s) => s.clone(),
+                                    serde_json::Value::Number(n) => match n.as_f64() {
+                                        Some(f) if f.fract() == 0.0 && f.abs() < 9e15 => {
+                                            (f as i64).to_string()
+                                        }
+                                        _ => n.to_string(),
+                                    },
+                                    other => other.to_string(),
+                                })
+                                .collect(),
+                            codes: false,
+                        }
+                    }
+                    // No category lists: values are the integer codes LightGBM saw.
+                    None => Feature {
+                        name: name.clone(),
+                        kind: FeatureKind::Categorical,
+                        categories: Vec::new(),
+                        numeric_categories: false,
+                        codes: true,
+                    },
+                },
+            };
+            features.push(feature);
+        }
+        Ok(ModelBundle {
+            source: path.to_path_buf(),
+            manifest: None,
+            features: FeatureSet { features },
+            id: IdInfo {
+                column: id.unwrap_or(crate::data::ROW_ID).to_string(),
+                generated: id.is_none(),
+            },
+            model_text,
+            ensemble,
+            booster,
+        })
+    }
+
+    /// Probabilities for an encoded matrix with the chosen evaluator.
+    pub fn predict(&self, matrix: &Matrix, engine: Engine) -> Result<Vec<f64>> {
+        match engine {
+            Engine::Native => Ok(self.ensemble.predict(matrix)),
+            Engine::LightGbm => self.booster.predict(matrix),
+        }
+    }
+}
+
+/// Reads a model file and builds both evaluators from it.
+fn read_model(path: &Path) -> Result<(String, TreeEnsemble, Booster)> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let ensemble = TreeEnsemble::parse(&text).map_err(|e| Error::model(path, e.0))?;
+    let booster =
+        Booster::from_model_text(&text).map_err(|e| Error::model(path, e.to_string()))?;
+    if booster.num_features()? != ensemble.num_features() {
+        return Err(Error::model(
+            path,
+            "LightGBM and audience read different feature counts from this model",
+        ));
+    }
+    Ok((text, ensemble, booster))
 }
 
 /// LightGBM's model text followed by the `pandas_categorical:` line, as Python's package writes it.

@@ -1,6 +1,7 @@
 //! Training a model from a history, the model bundle, and scoring.
 
 pub mod bundle;
+pub mod ensemble;
 pub mod lgbm;
 pub mod score;
 pub mod train;

@@ -19,16 +19,20 @@ use parquet::arrow::ArrowWriter;
 use crate::data::encode::{FeatureKind, UnseenCounts};
 use crate::data::{CsvLayout, Format, LoadOptions, as_strings, clean_datafusion_error, runtime};
 use crate::metrics::bin_of_position;
-use crate::model::bundle::ModelBundle;
+use crate::model::bundle::{Engine, ModelBundle};
 use crate::output::{self, AtomicFile};
 use crate::{Error, Result};
 
 /// Scores every row of an in-memory batch.
-pub fn score_batch(bundle: &ModelBundle, batch: &RecordBatch) -> Result<(Vec<f64>, UnseenCounts)> {
-    let missing = bundle.manifest.features.missing_columns(&batch.schema());
+pub fn score_batch(
+    bundle: &ModelBundle,
+    batch: &RecordBatch,
+    engine: Engine,
+) -> Result<(Vec<f64>, UnseenCounts)> {
+    let missing = bundle.features.missing_columns(&batch.schema());
     if !missing.is_empty() {
         return Err(Error::model(
-            &bundle.dir,
+            &bundle.source,
             format!(
                 "the data lacks the model's feature column(s): {}",
                 missing.join(", ")
@@ -36,11 +40,10 @@ pub fn score_batch(bundle: &ModelBundle, batch: &RecordBatch) -> Result<(Vec<f64
         ));
     }
     let (matrix, unseen) = bundle
-        .manifest
         .features
         .encode(batch, None)
-        .map_err(|e| Error::model(&bundle.dir, e))?;
-    Ok((bundle.booster.predict(&matrix)?, unseen))
+        .map_err(|e| Error::model(&bundle.source, e))?;
+    Ok((bundle.predict(&matrix, engine)?, unseen))
 }
 
 /// Which rows `score` writes.
@@ -63,6 +66,7 @@ pub struct ScoreOptions {
     pub force: bool,
     /// Rows per batch read from the input.
     pub batch_rows: usize,
+    pub engine: Engine,
 }
 
 /// What a scoring run did.
@@ -83,13 +87,12 @@ pub fn score_file(
 ) -> Result<ScoreSummary> {
     output::check_overwrite(output, options.force)?;
     crate::data::check_readable(input)?;
-    let manifest = &bundle.manifest;
-    let id_column = (!manifest.id.generated).then(|| manifest.id.column.clone());
-    let mut text_columns: Vec<String> = manifest
+    let id_column = (!bundle.id.generated).then(|| bundle.id.column.clone());
+    let mut text_columns: Vec<String> = bundle
         .features
         .features
         .iter()
-        .filter(|f| f.kind == FeatureKind::Categorical)
+        .filter(|f| f.kind == FeatureKind::Categorical && !f.codes)
         .map(|f| f.name.clone())
         .collect();
     text_columns.extend(id_column.clone());
@@ -100,7 +103,7 @@ pub fn score_file(
     };
     let ctx = crate::data::session_with_batch_rows(options.batch_rows);
     let schema = crate::data::table_schema(&ctx, input, &load)?;
-    let mut missing = manifest.features.missing_columns(&schema);
+    let mut missing = bundle.features.missing_columns(&schema);
     for c in id_column.iter().chain(&options.keep_columns) {
         if schema.column_with_name(c).is_none() && !missing.contains(c) {
             missing.push(c.clone());
@@ -160,7 +163,7 @@ pub fn score_file(
                 let batch = batch.map_err(|e| {
                     crate::data::csv_error(input, options.delimiter, &e.to_string())
                 })?;
-                let (batch_scores, unseen) = score_batch(bundle, &batch)?;
+                let (batch_scores, unseen) = score_batch(bundle, &batch, options.engine)?;
                 summary.unseen.add(&unseen);
                 let ids: Vec<String> = match &id_column {
                     Some(c) => as_strings(batch.column_by_name(c).expect("checked above"))
@@ -206,7 +209,7 @@ pub fn score_file(
     drop(scores);
 
     // Pass 2: add percentile and decile, keep the chosen rows, write the output.
-    let id_name = manifest.id.column.clone();
+    let id_name = bundle.id.column.clone();
     let mut header = vec![
         id_name,
         "score".into(),

@@ -1,0 +1,609 @@
+//! A pure-Rust evaluator for LightGBM text models, exact to LightGBM's own prediction.
+//!
+//! Semantics follow LightGBM's `Tree::NumericalDecision` / `CategoricalDecision` and the C API's
+//! dense-row path (see reference/lightgbm.md): values with |x| <= 1e-35 (as a float, widened) are
+//! read as 0; missing type None treats NaN as 0; Zero sends NaN and (near-)zeros the default way;
+//! NaN sends only NaN the default way; categorical splits send NaN, negative, unseen and
+//! out-of-bitset codes right. Thresholds are compared in f64, leaf values summed in tree order
+//! from 0, `average_output` divides by the iteration count, and the binary objective's sigmoid is
+//! applied last, so results match LightGBM bit for bit.
+//!
+//! Layout for speed: each tree's internal nodes are one flat array of 24-byte nodes; rows are
+//! evaluated in blocks, a block of trees at a time (so a block's nodes stay in cache), and blocks
+//! of rows run on all cores.
+
+use rayon::prelude::*;
+
+use crate::data::encode::Matrix;
+
+/// LightGBM's kZeroThreshold: 1e-35 as a float, widened to double.
+const ZERO_THRESHOLD: f64 = 1e-35f32 as f64;
+
+const CATEGORICAL: u8 = 1;
+const DEFAULT_LEFT: u8 = 2;
+const MISSING_ZERO: u8 = 1;
+const MISSING_NAN: u8 = 2;
+
+/// Rows evaluated together (their features stay in cache while a block of trees runs).
+const ROW_BLOCK: usize = 64;
+/// Trees evaluated together over a row block.
+const TREE_BLOCK: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Node {
+    /// Numerical: the threshold. Categorical: unused (the bitset is at `cat_start`).
+    threshold: f64,
+    feature: u32,
+    /// Child indexes: >= 0 an internal node, < 0 the leaf `!child`.
+    left: i32,
+    right: i32,
+    /// Categorical: offset and length (in u32 words) of the left-set bitset.
+    cat_start: u32,
+    cat_len: u16,
+    decision: u8,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Tree {
+    nodes: Vec<Node>,
+    leaves: Vec<f64>,
+}
+
+/// What a model's output means.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Transform {
+    /// 1 / (1 + exp(-s * raw)), LightGBM's binary objective with sigmoid s (xentropy: s = 1).
+    Sigmoid(f64),
+}
+
+/// A parsed LightGBM model ready to evaluate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TreeEnsemble {
+    pub feature_names: Vec<String>,
+    /// Indexes of features LightGBM treats as categorical.
+    pub categorical_features: Vec<usize>,
+    /// The `pandas_categorical` line: one category list per categorical feature, when present.
+    pub pandas_categorical: Option<Vec<Vec<serde_json::Value>>>,
+    trees: Vec<Tree>,
+    bitsets: Vec<u32>,
+    average_output: bool,
+    iterations: usize,
+    transform: Transform,
+}
+
+/// A model text that cannot be evaluated, with the reason.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);
+
+fn err<T>(message: impl Into<String>) -> Result<T, ParseError> {
+    Err(ParseError(message.into()))
+}
+
+fn numbers<T: std::str::FromStr>(key: &str, text: &str) -> Result<Vec<T>, ParseError> {
+    text.split_whitespace()
+        .map(|v| {
+            v.parse::<T>()
+                .or_else(|_| err(format!("{key}: cannot read {v:?}")))
+        })
+        .collect()
+}
+
+impl TreeEnsemble {
+    /// Parses LightGBM's text model format (as written by any LightGBM 3 or 4, C API or Python).
+    pub fn parse(text: &str) -> Result<TreeEnsemble, ParseError> {
+        let mut lines = text.lines().peekable();
+        let mut header: Vec<(&str, &str)> = Vec::new();
+        while let Some(line) = lines.peek() {
+            if line.starts_with("Tree=") || line.starts_with("end of trees") {
+                break;
+            }
+            if let Some((k, v)) = line.split_once('=') {
+                header.push((k.trim(), v));
+            } else if line.trim() == "average_output" {
+                header.push(("average_output", ""));
+            }
+            lines.next();
+        }
+        let get = |k: &str| header.iter().find(|(key, _)| *key == k).map(|(_, v)| *v);
+        if get("version").is_none() && get("num_class").is_none() {
+            return err("not a LightGBM text model (no version= or num_class= line)");
+        }
+        let num_class: usize = get("num_class").unwrap_or("1").trim().parse().unwrap_or(0);
+        let per_iteration: usize = get("num_tree_per_iteration")
+            .unwrap_or("1")
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        if num_class != 1 || per_iteration != 1 {
+            return err(format!(
+                "num_class={num_class}: audience scores binary models (one tree per iteration)"
+            ));
+        }
+        let objective = get("objective").unwrap_or("").trim();
+        let transform = match objective.split_whitespace().next() {
+            Some("binary") => {
+                let sigmoid = objective
+                    .split_whitespace()
+                    .find_map(|p| p.strip_prefix("sigmoid:"))
+                    .map(|s| s.parse::<f64>())
+                    .transpose()
+                    .or_else(|_| err(format!("objective: bad sigmoid in {objective:?}")))?
+                    .unwrap_or(1.0);
+                Transform::Sigmoid(sigmoid)
+            }
+            Some("cross_entropy") | Some("xentropy") => Transform::Sigmoid(1.0),
+            _ => {
+                return err(format!(
+                    "objective {objective:?}: audience scores binary classification models"
+                ));
+            }
+        };
+        let feature_names: Vec<String> = get("feature_names")
+            .map(|v| v.split_whitespace().map(String::from).collect())
+            .unwrap_or_default();
+        let max_feature_idx: usize = get("max_feature_idx")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(feature_names.len().saturating_sub(1));
+        let num_features = max_feature_idx + 1;
+        if feature_names.len() != num_features {
+            return err(format!(
+                "feature_names lists {} names but max_feature_idx is {max_feature_idx}",
+                feature_names.len()
+            ));
+        }
+        let average_output = get("average_output").is_some();
+
+        let mut trees = Vec::new();
+        let mut bitsets = Vec::new();
+        while let Some(line) = lines.next() {
+            if line.starts_with("end of trees") {
+                break;
+            }
+            if !line.starts_with("Tree=") {
+                continue;
+            }
+            let mut fields: Vec<(&str, &str)> = Vec::new();
+            while let Some(l) = lines.peek() {
+                if l.trim().is_empty() || l.starts_with("Tree=") || l.starts_with("end of trees") {
+                    break;
+                }
+                if let Some((k, v)) = l.split_once('=') {
+                    fields.push((k, v));
+                }
+                lines.next();
+            }
+            trees.push(parse_tree(line, &fields, num_features, &mut bitsets)?);
+        }
+        if trees.is_empty() {
+            return err("the model has no trees");
+        }
+
+        // The rest: parameters (for categorical_feature) and the pandas_categorical line.
+        let rest: Vec<&str> = lines.collect();
+        let mut categorical_features: Vec<usize> = rest
+            .iter()
+            .find_map(|l| l.strip_prefix("[categorical_feature: "))
+            .map(|v| {
+                v.trim_end_matches(']')
+                    .split(',')
+                    .filter_map(|i| i.trim().parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if categorical_features.is_empty()
+            && let Some(infos) = get("feature_infos")
+        {
+            categorical_features = infos
+                .split_whitespace()
+                .enumerate()
+                .filter(|(_, info)| info.starts_with("-1:"))
+                .map(|(i, _)| i)
+                .collect();
+        }
+        categorical_features.retain(|&i| i < num_features);
+        categorical_features.sort_unstable();
+        categorical_features.dedup();
+        let pandas_categorical = rest
+            .iter()
+            .rev()
+            .take(3)
+            .find_map(|l| l.trim().strip_prefix("pandas_categorical:"))
+            .and_then(|json| serde_json::from_str::<serde_json::Value>(json).ok())
+            .and_then(|v| match v {
+                serde_json::Value::Array(lists) => lists
+                    .into_iter()
+                    .map(|l| match l {
+                        serde_json::Value::Array(values) => Some(values),
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<_>>>(),
+                _ => None,
+            });
+        Ok(TreeEnsemble {
+            feature_names,
+            categorical_features,
+            pandas_categorical,
+            iterations: trees.len(),
+            trees,
+            bitsets,
+            average_output,
+            transform,
+        })
+    }
+
+    pub fn num_features(&self) -> usize {
+        self.feature_names.len()
+    }
+
+    pub fn num_trees(&self) -> usize {
+        self.trees.len()
+    }
+
+    /// Probabilities for every row of `matrix` (row-major, one column per model feature), in
+    /// parallel over blocks of rows.
+    pub fn predict(&self, matrix: &Matrix) -> Vec<f64> {
+        assert_eq!(matrix.cols, self.num_features(), "one column per feature");
+        let mut out = vec![0.0; matrix.rows];
+        out.par_chunks_mut(ROW_BLOCK)
+            .enumerate()
+            .for_each(|(block, out)| {
+                let start = block * ROW_BLOCK;
+                let rows = &matrix.values[start * matrix.cols..(start + out.len()) * matrix.cols];
+                self.predict_block(rows, matrix.cols, out);
+            });
+        out
+    }
+
+    /// Single-threaded prediction (for measuring evaluation at one thread).
+    pub fn predict_serial(&self, matrix: &Matrix) -> Vec<f64> {
+        let mut out = vec![0.0; matrix.rows];
+        for (block, out) in out.chunks_mut(ROW_BLOCK).enumerate() {
+            let start = block * ROW_BLOCK;
+            let rows = &matrix.values[start * matrix.cols..(start + out.len()) * matrix.cols];
+            self.predict_block(rows, matrix.cols, out);
+        }
+        out
+    }
+
+    fn predict_block(&self, rows: &[f64], cols: usize, out: &mut [f64]) {
+        // The C API's dense path drops |x| <= kZeroThreshold (keeping NaN): those read as 0.
+        let mut clean: Vec<f64> = rows
+            .iter()
+            .map(|&x| if x.abs() <= ZERO_THRESHOLD { 0.0 } else { x })
+            .collect();
+        // -0.0 compares like 0.0 everywhere below; normalising it keeps that obvious.
+        for x in &mut clean {
+            if *x == 0.0 {
+                *x = 0.0;
+            }
+        }
+        let mut raw = vec![0.0f64; out.len()];
+        for trees in self.trees.chunks(TREE_BLOCK) {
+            for (r, sum) in raw.iter_mut().enumerate() {
+                let row = &clean[r * cols..(r + 1) * cols];
+                for tree in trees {
+                    *sum += self.leaf_value(tree, row);
+                }
+            }
+        }
+        let Transform::Sigmoid(s) = self.transform;
+        for (o, mut r) in out.iter_mut().zip(raw) {
+            if self.average_output {
+                r /= self.iterations as f64;
+            }
+            *o = 1.0 / (1.0 + (-s * r).exp());
+        }
+    }
+
+    #[inline]
+    fn leaf_value(&self, tree: &Tree, row: &[f64]) -> f64 {
+        if tree.nodes.is_empty() {
+            return tree.leaves[0];
+        }
+        let mut node = 0i32;
+        while node >= 0 {
+            let n = &tree.nodes[node as usize];
+            let x = row[n.feature as usize];
+            node = if n.decision & CATEGORICAL != 0 {
+                if self.goes_left_categorical(n, x) {
+                    n.left
+                } else {
+                    n.right
+                }
+            } else if goes_left_numerical(n, x) {
+                n.left
+            } else {
+                n.right
+            };
+        }
+        tree.leaves[(!node) as usize]
+    }
+
+    #[inline]
+    fn goes_left_categorical(&self, n: &Node, x: f64) -> bool {
+        if x.is_nan() {
+            return false;
+        }
+        // C++ truncates toward zero; beyond i32 it is undefined (x86 gives INT_MIN: right),
+        // and Rust saturates to i32::MAX, which lies past any bitset: right as well.
+        let code = x as i32;
+        if code < 0 {
+            return false;
+        }
+        let word = (code / 32) as usize;
+        if word >= n.cat_len as usize {
+            return false;
+        }
+        (self.bitsets[n.cat_start as usize + word] >> (code % 32)) & 1 == 1
+    }
+}
+
+#[inline]
+fn goes_left_numerical(n: &Node, x: f64) -> bool {
+    let missing = (n.decision >> 2) & 3;
+    let mut x = x;
+    if x.is_nan() && missing != MISSING_NAN {
+        x = 0.0;
+    }
+    if (missing == MISSING_ZERO && x.abs() <= ZERO_THRESHOLD) || (missing == MISSING_NAN && x.is_nan())
+    {
+        return n.decision & DEFAULT_LEFT != 0;
+    }
+    x <= n.threshold
+}
+
+fn parse_tree(
+    title: &str,
+    fields: &[(&str, &str)],
+    num_features: usize,
+    bitsets: &mut Vec<u32>,
+) -> Result<Tree, ParseError> {
+    let get = |k: &str| fields.iter().find(|(key, _)| *key == k).map(|(_, v)| *v);
+    let need = |k: &str| get(k).ok_or_else(|| ParseError(format!("{title}: no {k}= line")));
+    let num_leaves: usize = need("num_leaves")?
+        .trim()
+        .parse()
+        .or_else(|_| err(format!("{title}: bad num_leaves")))?;
+    if get("is_linear").map(str::trim) == Some("1") {
+        return err(format!(
+            "{title} is a linear tree (linear_tree=true): audience does not evaluate linear trees; use --engine lightgbm"
+        ));
+    }
+    let leaves: Vec<f64> = numbers("leaf_value", need("leaf_value")?)?;
+    if leaves.len() != num_leaves {
+        return err(format!("{title}: {} leaf values for {num_leaves} leaves", leaves.len()));
+    }
+    if num_leaves <= 1 {
+        return Ok(Tree {
+            nodes: Vec::new(),
+            leaves,
+        });
+    }
+    let internal = num_leaves - 1;
+    let features: Vec<u32> = numbers("split_feature", need("split_feature")?)?;
+    let thresholds: Vec<f64> = numbers("threshold", need("threshold")?)?;
+    let decisions: Vec<i16> = numbers("decision_type", need("decision_type")?)?;
+    let left: Vec<i32> = numbers("left_child", need("left_child")?)?;
+    let right: Vec<i32> = numbers("right_child", need("right_child")?)?;
+    for (key, len) in [
+        ("split_feature", features.len()),
+        ("threshold", thresholds.len()),
+        ("decision_type", decisions.len()),
+        ("left_child", left.len()),
+        ("right_child", right.len()),
+    ] {
+        if len != internal {
+            return err(format!("{title}: {key} has {len} values for {internal} splits"));
+        }
+    }
+    let num_cat: usize = get("num_cat").unwrap_or("0").trim().parse().unwrap_or(0);
+    let (boundaries, words): (Vec<usize>, Vec<u32>) = if num_cat > 0 {
+        (
+            numbers("cat_boundaries", need("cat_boundaries")?)?,
+            numbers("cat_threshold", need("cat_threshold")?)?,
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let offset = bitsets.len();
+    bitsets.extend_from_slice(&words);
+    let mut nodes = Vec::with_capacity(internal);
+    for i in 0..internal {
+        let decision = u8::try_from(decisions[i])
+            .ok()
+            .filter(|d| *d <= 15)
+            .ok_or_else(|| ParseError(format!("{title}: decision_type {} out of range", decisions[i])))?;
+        if features[i] as usize >= num_features {
+            return err(format!("{title}: split on feature {} of {num_features}", features[i]));
+        }
+        for child in [left[i], right[i]] {
+            let bad = if child >= 0 {
+                child as usize >= internal
+            } else {
+                (!child) as usize >= num_leaves
+            };
+            if bad {
+                return err(format!("{title}: child {child} out of range"));
+            }
+        }
+        let (cat_start, cat_len) = if decision & CATEGORICAL != 0 {
+            let k = thresholds[i] as usize;
+            if k + 1 >= boundaries.len() || boundaries[k + 1] > words.len() || boundaries[k] > boundaries[k + 1] {
+                return err(format!("{title}: categorical split {k} has no bitset"));
+            }
+            (
+                (offset + boundaries[k]) as u32,
+                (boundaries[k + 1] - boundaries[k]) as u16,
+            )
+        } else {
+            (0, 0)
+        };
+        nodes.push(Node {
+            threshold: thresholds[i],
+            feature: features[i],
+            left: left[i],
+            right: right[i],
+            cat_start,
+            cat_len,
+            decision,
+        });
+    }
+    Ok(Tree { nodes, leaves })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hand-written model: tree 0 splits f0 <= 0.5 (NaN missing, default left); tree 1 splits
+    /// categorical f1 in {1, 3} left; tree 2 is a single leaf; tree 3 splits f0 with Zero missing.
+    const MODEL: &str = "tree
+version=v4
+num_class=1
+num_tree_per_iteration=1
+label_index=0
+max_feature_idx=1
+objective=binary sigmoid:1
+feature_names=x c
+feature_infos=[0:1] -1:1:3
+tree_sizes=1 1 1 1
+
+Tree=0
+num_leaves=2
+num_cat=0
+split_feature=0
+split_gain=1
+threshold=0.5
+decision_type=10
+left_child=-1
+right_child=-2
+leaf_value=0.25 -0.5
+leaf_weight=1 1
+leaf_count=1 1
+internal_value=0
+internal_weight=0
+internal_count=2
+is_linear=0
+shrinkage=1
+
+
+Tree=1
+num_leaves=2
+num_cat=1
+split_feature=1
+split_gain=1
+threshold=0
+decision_type=1
+left_child=-1
+right_child=-2
+leaf_value=1 -1
+leaf_weight=1 1
+leaf_count=1 1
+internal_value=0
+internal_weight=0
+internal_count=2
+cat_boundaries=0 1
+cat_threshold=10
+is_linear=0
+shrinkage=1
+
+
+Tree=2
+num_leaves=1
+num_cat=0
+split_feature=
+split_gain=
+threshold=
+decision_type=
+left_child=
+right_child=
+leaf_value=0.125
+leaf_weight=
+leaf_count=
+internal_value=
+internal_weight=
+internal_count=
+is_linear=0
+shrinkage=1
+
+
+Tree=3
+num_leaves=2
+num_cat=0
+split_feature=0
+split_gain=1
+threshold=-1
+decision_type=6
+left_child=-1
+right_child=-2
+leaf_value=2 0
+leaf_weight=1 1
+leaf_count=1 1
+internal_value=0
+internal_weight=0
+internal_count=2
+is_linear=0
+shrinkage=1
+
+
+end of trees
+
+parameters:
+[categorical_feature: 1]
+end of parameters
+
+pandas_categorical:[[\"a\", \"b\", \"c\", \"d\"]]
+";
+
+    fn raw(model: &TreeEnsemble, x: f64, c: f64) -> f64 {
+        let p = model.predict(&Matrix {
+            values: vec![x, c],
+            rows: 1,
+            cols: 2,
+        })[0];
+        (p / (1.0 - p)).ln()
+    }
+
+    #[test]
+    fn hand_computed_paths() {
+        let m = TreeEnsemble::parse(MODEL).unwrap();
+        assert_eq!(m.num_trees(), 4);
+        assert_eq!(m.categorical_features, [1]);
+        assert_eq!(m.pandas_categorical.as_ref().unwrap()[0].len(), 4);
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        // x=0.2: tree0 left 0.25; c=1 in {1,3}: +1; +0.125; tree3 Zero-missing: 0.2 > -1 right: 0.
+        assert!(close(raw(&m, 0.2, 1.0), 1.375));
+        // x=NaN: tree0 default left 0.25; c=2 right -1; tree3 NaN -> 0 is "zero": default left
+        // (decision 6 = Zero missing + default left): +2.
+        assert!(close(raw(&m, f64::NAN, 2.0), 0.25 - 1.0 + 0.125 + 2.0));
+        // x=1e-36 reads as 0: tree0 0 <= 0.5 left; tree3 zero -> default left.
+        assert!(close(raw(&m, 1e-36, 3.0), 0.25 + 1.0 + 0.125 + 2.0));
+        // x=0.7 right -0.5; c=-0.5 truncates to 0, not in set: right -1; c=NaN right.
+        assert!(close(raw(&m, 0.7, -0.5), -0.5 - 1.0 + 0.125));
+        assert!(close(raw(&m, 0.7, f64::NAN), -0.5 - 1.0 + 0.125));
+        // c=3.7 truncates to 3: left; c=1e12 beyond the bitset: right.
+        assert!(close(raw(&m, 0.7, 3.7), -0.5 + 1.0 + 0.125));
+        assert!(close(raw(&m, 0.7, 1e12), -0.5 - 1.0 + 0.125));
+        // x=-2 <= -1: tree3 left.
+        assert!(close(raw(&m, -2.0, 0.0), 0.25 - 1.0 + 0.125 + 2.0));
+    }
+
+    #[test]
+    fn linear_trees_and_multiclass_are_refused() {
+        let linear = MODEL.replacen("is_linear=0", "is_linear=1", 1);
+        let e = TreeEnsemble::parse(&linear).unwrap_err();
+        assert!(e.0.contains("linear"), "{e}");
+        let multi = MODEL.replace("num_class=1", "num_class=3");
+        assert!(TreeEnsemble::parse(&multi).is_err());
+        assert!(TreeEnsemble::parse("hello").is_err());
+    }
+
+    #[test]
+    fn average_output_divides_by_iterations() {
+        let rf = MODEL.replace("feature_names=", "average_output\nfeature_names=");
+        let m = TreeEnsemble::parse(&rf).unwrap();
+        let plain = TreeEnsemble::parse(MODEL).unwrap();
+        assert!((raw(&m, 0.2, 1.0) - raw(&plain, 0.2, 1.0) / 4.0).abs() < 1e-12);
+    }
+}
