@@ -106,7 +106,10 @@ pub fn run(args: ScoreArgs) -> Result<()> {
     audience::output::check_overwrite(&args.out, args.force)?;
     let bundle = ModelBundle::load(&args.model, args.id.as_deref())?;
     if bundle.manifest.is_some() && args.id.is_some() {
-        bail!("--id is for a bare model.txt; a bundle's id column is {:?}", bundle.id.column);
+        bail!(
+            "--id is for a bare model.txt; a bundle's id column is {:?}",
+            bundle.id.column
+        );
     }
     let options = ScoreOptions {
         delimiter: args.delimiter.as_deref().map(delimiter_byte).transpose()?,

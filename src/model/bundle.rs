@@ -300,8 +300,7 @@ impl ModelBundle {
 fn read_model(path: &Path) -> Result<(String, TreeEnsemble, Booster)> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let ensemble = TreeEnsemble::parse(&text).map_err(|e| Error::model(path, e.0))?;
-    let booster =
-        Booster::from_model_text(&text).map_err(|e| Error::model(path, e.to_string()))?;
+    let booster = Booster::from_model_text(&text).map_err(|e| Error::model(path, e.to_string()))?;
     if booster.num_features()? != ensemble.num_features() {
         return Err(Error::model(
             path,

@@ -346,7 +346,8 @@ fn goes_left_numerical(n: &Node, x: f64) -> bool {
     if x.is_nan() && missing != MISSING_NAN {
         x = 0.0;
     }
-    if (missing == MISSING_ZERO && x.abs() <= ZERO_THRESHOLD) || (missing == MISSING_NAN && x.is_nan())
+    if (missing == MISSING_ZERO && x.abs() <= ZERO_THRESHOLD)
+        || (missing == MISSING_NAN && x.is_nan())
     {
         return n.decision & DEFAULT_LEFT != 0;
     }
@@ -372,7 +373,10 @@ fn parse_tree(
     }
     let leaves: Vec<f64> = numbers("leaf_value", need("leaf_value")?)?;
     if leaves.len() != num_leaves {
-        return err(format!("{title}: {} leaf values for {num_leaves} leaves", leaves.len()));
+        return err(format!(
+            "{title}: {} leaf values for {num_leaves} leaves",
+            leaves.len()
+        ));
     }
     if num_leaves <= 1 {
         return Ok(Tree {
@@ -394,7 +398,9 @@ fn parse_tree(
         ("right_child", right.len()),
     ] {
         if len != internal {
-            return err(format!("{title}: {key} has {len} values for {internal} splits"));
+            return err(format!(
+                "{title}: {key} has {len} values for {internal} splits"
+            ));
         }
     }
     let num_cat: usize = get("num_cat").unwrap_or("0").trim().parse().unwrap_or(0);
@@ -413,9 +419,17 @@ fn parse_tree(
         let decision = u8::try_from(decisions[i])
             .ok()
             .filter(|d| *d <= 15)
-            .ok_or_else(|| ParseError(format!("{title}: decision_type {} out of range", decisions[i])))?;
+            .ok_or_else(|| {
+                ParseError(format!(
+                    "{title}: decision_type {} out of range",
+                    decisions[i]
+                ))
+            })?;
         if features[i] as usize >= num_features {
-            return err(format!("{title}: split on feature {} of {num_features}", features[i]));
+            return err(format!(
+                "{title}: split on feature {} of {num_features}",
+                features[i]
+            ));
         }
         for child in [left[i], right[i]] {
             let bad = if child >= 0 {
@@ -429,7 +443,10 @@ fn parse_tree(
         }
         let (cat_start, cat_len) = if decision & CATEGORICAL != 0 {
             let k = thresholds[i] as usize;
-            if k + 1 >= boundaries.len() || boundaries[k + 1] > words.len() || boundaries[k] > boundaries[k + 1] {
+            if k + 1 >= boundaries.len()
+                || boundaries[k + 1] > words.len()
+                || boundaries[k] > boundaries[k + 1]
+            {
                 return err(format!("{title}: categorical split {k} has no bitset"));
             }
             (
