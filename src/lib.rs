@@ -13,6 +13,7 @@ pub mod output;
 pub mod report;
 pub mod rules;
 pub mod split;
+pub mod synth;
 
 pub use error::{Error, Result};
 

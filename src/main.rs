@@ -35,6 +35,8 @@ enum Command {
     Score(cli::score::ScoreArgs),
     #[command(about = cli::compare::ABOUT, long_about = cli::compare::LONG_ABOUT, after_help = cli::compare::EXAMPLES)]
     Compare(cli::compare::CompareArgs),
+    #[command(about = cli::synth::ABOUT, long_about = cli::synth::LONG_ABOUT, after_help = cli::synth::EXAMPLES)]
+    Synth(cli::synth::SynthArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         Command::Train(args) => cli::train::run(args),
         Command::Score(args) => cli::score::run(args),
         Command::Compare(args) => cli::compare::run(args),
+        Command::Synth(args) => cli::synth::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 
 pub mod compare;
 pub mod score;
+pub mod synth;
 pub mod train;
 
 use std::io::IsTerminal;
