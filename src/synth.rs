@@ -156,34 +156,6 @@ impl Generator {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deterministic_and_realistic() {
-        let g = Generator::new(7);
-        assert_eq!(g.row(12345), Generator::new(7).row(12345));
-        assert_ne!(g.row(1), Generator::new(8).row(1));
-        let n = 20_000;
-        let rows: Vec<SynthRow> = (0..n).map(|i| g.row(i)).collect();
-        let rate = rows.iter().map(|r| f64::from(r.converted)).sum::<f64>() / n as f64;
-        assert!((0.01..=0.10).contains(&rate), "positive rate {rate}");
-        let missing_age = rows.iter().filter(|r| r.numbers[0].is_none()).count();
-        assert!(missing_age > 0);
-        let cities: std::collections::BTreeSet<_> = rows
-            .iter()
-            .filter_map(|r| r.categories[5].clone())
-            .collect();
-        assert!(cities.len() > 100, "{} cities", cities.len());
-        let channels: std::collections::BTreeSet<_> = rows
-            .iter()
-            .filter_map(|r| r.categories[0].clone())
-            .collect();
-        assert_eq!(channels.len(), 3);
-    }
-}
-
 /// Rows generated (in parallel) and written per batch.
 const BATCH: u64 = 65_536;
 
@@ -302,4 +274,32 @@ fn to_batch(
         rows.iter().map(|r| i64::from(r.converted)),
     )));
     arrow::array::RecordBatch::try_new(schema.clone(), columns).expect("columns match the schema")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deterministic_and_realistic() {
+        let g = Generator::new(7);
+        assert_eq!(g.row(12345), Generator::new(7).row(12345));
+        assert_ne!(g.row(1), Generator::new(8).row(1));
+        let n = 20_000;
+        let rows: Vec<SynthRow> = (0..n).map(|i| g.row(i)).collect();
+        let rate = rows.iter().map(|r| f64::from(r.converted)).sum::<f64>() / n as f64;
+        assert!((0.01..=0.10).contains(&rate), "positive rate {rate}");
+        let missing_age = rows.iter().filter(|r| r.numbers[0].is_none()).count();
+        assert!(missing_age > 0);
+        let cities: std::collections::BTreeSet<_> = rows
+            .iter()
+            .filter_map(|r| r.categories[5].clone())
+            .collect();
+        assert!(cities.len() > 100, "{} cities", cities.len());
+        let channels: std::collections::BTreeSet<_> = rows
+            .iter()
+            .filter_map(|r| r.categories[0].clone())
+            .collect();
+        assert_eq!(channels.len(), 3);
+    }
 }
