@@ -19,7 +19,8 @@ Score candidate users with a trained model bundle.
 Writes one row per input row, in input order: the id (under its own column name, or row_id),
 score (probability of conversion), percentile and decile (1 = best; ranked by score, ties by
 input order), and any --keep columns. CSV or Parquet, chosen by the output's extension. The input
-is streamed in batches, so its size does not bound memory beyond 8 bytes per row for the ranks.
+is streamed in batches and ranks are found from a spool file, so memory does not grow with the
+input's size.
 
 The data must have every feature column of the model (extra columns are ignored). Category
 values never seen in training are scored as LightGBM does (as missing) and counted in a warning.

@@ -3,6 +3,7 @@
 pub mod bundle;
 pub mod ensemble;
 pub mod lgbm;
+pub mod rank;
 pub mod score;
 pub mod train;
 

@@ -3,10 +3,10 @@
 //! A scored file gets, per input row and in input order: the id, `score` (probability of
 //! conversion), `percentile` and `decile` (1 = best; rank by score, ties by input order), and any
 //! kept columns. Ranks need every score, so the first pass streams the input, scores it and writes
-//! id, score and kept columns to a temporary file, keeping only the scores (8 bytes a row); the
-//! second pass streams that file into the output with the ranks added.
+//! id, score and kept columns to a temporary file and the scores to a spool; the cut positions'
+//! scores are then selected from the spool (`rank`), and the second pass streams the temporary
+//! file into the output with the ranks added. Memory stays bounded whatever the input's size.
 
-use std::collections::HashMap;
 use std::io::BufWriter;
 use std::path::Path;
 use std::sync::Arc;
@@ -18,8 +18,8 @@ use parquet::arrow::ArrowWriter;
 
 use crate::data::encode::{FeatureKind, UnseenCounts};
 use crate::data::{CsvLayout, Format, LoadOptions, as_strings, clean_datafusion_error, runtime};
-use crate::metrics::bin_of_position;
 use crate::model::bundle::{Engine, ModelBundle};
+use crate::model::rank::{self, CutCounter, ScoreSpool};
 use crate::output::{self, AtomicFile};
 use crate::{Error, Result};
 
@@ -126,7 +126,7 @@ pub fn score_file(
         .tempfile_in(dir)
         .map_err(|e| Error::io(dir, e))?;
     let mut summary = ScoreSummary::default();
-    let mut scores: Vec<f64> = Vec::new();
+    let mut spool = ScoreSpool::new_in(dir).map_err(|e| Error::io(dir, e))?;
     {
         let mut writer = csv::Writer::from_writer(BufWriter::new(staging.as_file()));
         runtime().block_on(async {
@@ -188,7 +188,9 @@ pub fn score_file(
                         .write_record(&record)
                         .map_err(|e| Error::io(staging.path(), e.into()))?;
                 }
-                scores.extend_from_slice(&batch_scores);
+                for &s in &batch_scores {
+                    spool.push(s).map_err(|e| Error::io(dir, e))?;
+                }
                 summary.rows_in += batch.num_rows() as u64;
                 progress(summary.rows_in);
             }
@@ -197,16 +199,28 @@ pub fn score_file(
         writer.flush().map_err(|e| Error::io(staging.path(), e))?;
     }
 
-    // Ranks: position among all scores, best first, ties by input order.
-    let mut sorted = scores.clone();
-    sorted.sort_by(|a, b| b.total_cmp(a));
-    let n = scores.len();
+    // Ranks: the score at each cut position (percentile and decile starts, the --top limit),
+    // found in bounded memory; then each row only needs to know which cuts it lies past.
+    let n = spool.len();
     let limit = match options.keep {
         Keep::All => n,
-        Keep::Top(k) => (k as usize).min(n),
-        Keep::TopPercent(p) => ((p / 100.0 * n as f64).ceil() as usize).min(n),
+        Keep::Top(k) => k.min(n),
+        Keep::TopPercent(p) => ((p / 100.0 * n as f64).ceil() as u64).min(n),
     };
-    drop(scores);
+    let percentile_starts = rank::bin_starts(n, 100);
+    let decile_starts = rank::bin_starts(n, 10);
+    let mut positions = percentile_starts.clone();
+    positions.extend(&decile_starts);
+    if limit < n {
+        positions.push(limit);
+    }
+    let cuts = spool.select(&positions).map_err(|e| Error::io(dir, e))?;
+    drop(spool);
+    let (percentile_cuts, rest) = cuts.split_at(percentile_starts.len());
+    let (decile_cuts, limit_cut) = rest.split_at(decile_starts.len());
+    let mut percentiles = CutCounter::new(percentile_cuts.to_vec());
+    let mut deciles = CutCounter::new(decile_cuts.to_vec());
+    let mut beyond_limit = CutCounter::new(limit_cut.to_vec());
 
     // Pass 2: add percentile and decile, keep the chosen rows, write the output.
     let id_name = bundle.id.column.clone();
@@ -222,19 +236,14 @@ pub fn score_file(
         .has_headers(false)
         .from_path(staging.path())
         .map_err(|e| Error::io(staging.path(), e.into()))?;
-    let mut equal_seen: HashMap<u64, usize> = HashMap::new();
     for record in reader.records() {
         let record = record.map_err(|e| Error::io(staging.path(), e.into()))?;
         let score: f64 = record[1].parse().unwrap_or(f64::NAN);
-        let higher = sorted.partition_point(|&x| x > score);
-        let seen = equal_seen.entry(score.to_bits()).or_insert(0);
-        let position = higher + *seen;
-        *seen += 1;
-        if position >= limit {
+        let percentile = 1 + percentiles.passed(score) as u32;
+        let decile = 1 + deciles.passed(score) as u32;
+        if beyond_limit.passed(score) > 0 {
             continue;
         }
-        let percentile = bin_of_position(position, n, 100) as u32;
-        let decile = bin_of_position(position, n, 10) as u32;
         sink.push(&record, score, percentile, decile)?;
         summary.rows_out += 1;
     }
