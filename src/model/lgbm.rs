@@ -246,12 +246,21 @@ impl Booster {
 
     /// Probabilities of the positive class for each row of `matrix` (all iterations), on all cores.
     pub fn predict(&self, matrix: &Matrix) -> Result<Vec<f64>> {
+        self.predict_with_threads(matrix, None)
+    }
+
+    /// `predict` on `threads` OpenMP threads (None: LightGBM's default, every core).
+    pub fn predict_with_threads(
+        &self,
+        matrix: &Matrix,
+        threads: Option<usize>,
+    ) -> Result<Vec<f64>> {
         if matrix.rows == 0 {
             return Ok(Vec::new());
         }
         let mut out = vec![0.0f64; matrix.rows];
         let mut written: i64 = 0;
-        let params = c_string("")?;
+        let params = c_string(&threads.map_or(String::new(), |t| format!("num_threads={t}")))?;
         // SAFETY: the input holds rows*cols f64 row-major; `out` has one slot per row (binary model).
         check(unsafe {
             sys::LGBM_BoosterPredictForMat(

@@ -1,0 +1,83 @@
+//! Tree evaluation alone: audience's evaluator against LightGBM's C API on the same matrix, at one
+//! thread and at every core. Prints one JSON object.
+//!
+//! usage: cargo bench --bench evaluate -- MODEL_DIR_OR_TXT DATA.csv [REPEATS]
+
+use std::time::Instant;
+
+use audience::data::encode::FeatureKind;
+use audience::data::{LoadOptions, load_table};
+use audience::model::bundle::ModelBundle;
+
+fn best_of<T>(repeats: usize, mut f: impl FnMut() -> T) -> (f64, T) {
+    let mut best = f64::INFINITY;
+    let mut last = None;
+    for _ in 0..repeats {
+        let start = Instant::now();
+        let out = f();
+        best = best.min(start.elapsed().as_secs_f64());
+        last = Some(out);
+    }
+    (best, last.expect("at least one repeat"))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let [model, data, rest @ ..] = args.as_slice() else {
+        eprintln!("usage: evaluate MODEL DATA.csv [REPEATS]");
+        std::process::exit(2);
+    };
+    let repeats: usize = rest.first().and_then(|r| r.parse().ok()).unwrap_or(3);
+    let bundle = ModelBundle::load(model.as_ref(), None).expect("model loads");
+    let text_columns = bundle
+        .features
+        .features
+        .iter()
+        .filter(|f| f.kind == FeatureKind::Categorical && !f.codes)
+        .map(|f| f.name.clone())
+        .collect();
+    let table = load_table(
+        data.as_ref(),
+        &LoadOptions {
+            delimiter: None,
+            text_columns,
+        },
+    )
+    .expect("data loads");
+    let (matrix, _) = bundle.features.encode(&table.batch, None).expect("encodes");
+    let threads = rayon::current_num_threads();
+    let (native_1, a) = best_of(repeats, || bundle.ensemble.predict_serial(&matrix));
+    let (native_all, b) = best_of(repeats, || bundle.ensemble.predict(&matrix));
+    let (lightgbm_1, c) = best_of(repeats, || {
+        bundle
+            .booster
+            .predict_with_threads(&matrix, Some(1))
+            .expect("predicts")
+    });
+    let (lightgbm_all, d) = best_of(repeats, || {
+        bundle
+            .booster
+            .predict_with_threads(&matrix, Some(threads))
+            .expect("predicts")
+    });
+    let max_diff = [&b, &c, &d]
+        .iter()
+        .flat_map(|o| o.iter().zip(&a).map(|(x, y)| (x - y).abs()))
+        .fold(0.0f64, f64::max);
+    println!(
+        "{}",
+        serde_json::json!({
+            "rows": matrix.rows,
+            "trees": bundle.ensemble.num_trees(),
+            "threads": threads,
+            "native_1_thread_s": native_1,
+            "native_all_threads_s": native_all,
+            "lightgbm_1_thread_s": lightgbm_1,
+            "lightgbm_all_threads_s": lightgbm_all,
+            "max_abs_diff": max_diff,
+        })
+    );
+}

@@ -1,0 +1,49 @@
+//! The rules of `compare` over a large table: load the CSV and run every rule with audience's
+//! engine (DataFusion), as `compare` does. Prints one JSON object.
+//!
+//! usage: cargo bench --bench rules -- DATA.csv ID_COLUMN RULE.sql...
+
+use std::time::Instant;
+
+use audience::data::{LoadOptions, load_table, read_ids};
+use audience::rules::{RuleRunner, load_rule};
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let [data, id, rules @ ..] = args.as_slice() else {
+        eprintln!("usage: rules DATA.csv ID_COLUMN RULE.sql...");
+        std::process::exit(2);
+    };
+    let start = Instant::now();
+    let table = load_table(
+        data.as_ref(),
+        &LoadOptions {
+            delimiter: None,
+            text_columns: vec![id.clone()],
+        },
+    )
+    .expect("data loads");
+    let ids = read_ids(&table, id).expect("unique ids");
+    let loaded = start.elapsed().as_secs_f64();
+    let runner = RuleRunner::new(&table, "history", id, &ids).expect("registers");
+    let mut sizes = Vec::new();
+    let rules_start = Instant::now();
+    for rule in rules {
+        let rule = load_rule(rule.as_ref(), "history").expect("valid rule");
+        sizes.push(runner.run(&rule).expect("rule runs").rows.len());
+    }
+    let ran = rules_start.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({
+            "rows": table.num_rows(),
+            "load_s": loaded,
+            "rules_s": ran,
+            "total_s": loaded + ran,
+            "audience_sizes": sizes,
+        })
+    );
+}

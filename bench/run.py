@@ -1,0 +1,137 @@
+"""Runs every benchmark in one go on this machine and prints the results as ratios against what a
+user would pick instead. Called by bench/run, which builds audience (release) and the benchmark
+environment first. Results go to bench/results/latest.json; RESULTS.md quotes them.
+
+usage: run.py AUDIENCE_BIN BENCH_PYTHON WORKDIR [--rows N] [--rules-rows N] [--train-rows N]
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+here = os.path.dirname(os.path.abspath(__file__))
+repo = os.path.dirname(here)
+p = argparse.ArgumentParser()
+p.add_argument("audience")
+p.add_argument("python")
+p.add_argument("work")
+p.add_argument("--rows", type=int, default=1_000_000)
+p.add_argument("--rules-rows", type=int, default=10_000_000)
+p.add_argument("--train-rows", type=int, default=1_000_000)
+p.add_argument("--trees", type=int, default=500)
+args = p.parse_args()
+os.makedirs(args.work, exist_ok=True)
+W = lambda *names: os.path.join(args.work, *names)
+A = args.audience
+PY = args.python
+results = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                       "processor": platform.processor()}, "parameters": vars(args)}
+
+
+def measure(cmd, env=None):
+    """Runs cmd in a fresh helper process; returns (seconds, peak RSS in MB, stdout)."""
+    helper = (
+        "import resource, subprocess, sys, time, json\n"
+        "t = time.perf_counter()\n"
+        "r = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+        "t = time.perf_counter() - t\n"
+        "sys.stderr.write(r.stderr)\n"
+        "print(json.dumps({'rc': r.returncode, 's': t, 'rss_kb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, 'out': r.stdout}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", helper, *cmd], capture_output=True, text=True,
+                         env=env or os.environ)
+    if out.returncode != 0:
+        raise SystemExit(f"helper failed for {cmd}: {out.stderr}")
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    if r["rc"] != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stderr}")
+    return r["s"], r["rss_kb"] / 1024, r["out"]
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def synth(name, rows, seed):
+    path = W(name)
+    if not os.path.exists(path):
+        log(f"writing {name} ({rows} rows)")
+        subprocess.run([A, "synth", "--rows", str(rows), "--seed", str(seed), "--out", path, "-q"], check=True)
+    return path
+
+
+train_small = synth("train_200k.csv", 200_000, 1)
+candidates = synth(f"candidates_{args.rows}.csv", args.rows, 2)
+history = synth(f"history_{args.train_rows}.csv", args.train_rows, 3)
+rules_table = synth(f"rules_{args.rules_rows}.csv", args.rules_rows, 4)
+model = W(f"model_{args.trees}")
+if not os.path.exists(model):
+    log(f"training the {args.trees}-tree model")
+    subprocess.run([A, "train", "--data", train_small, "--label", "converted", "--id", "customer_id",
+                    "--num-rounds", str(args.trees), "--early-stopping-rounds", "0", "--out", model, "-q"],
+                   check=True, stdout=subprocess.DEVNULL)
+model_txt = os.path.join(model, "model.txt")
+cache = W(f"lleaves_{args.trees}.so")
+
+# (a) Scoring end to end: file in, scores out.
+log("(a) scoring end to end")
+a = {}
+a["audience"] = measure([A, "score", "--model", model, "--data", candidates, "--out", W("s_audience.csv"), "--force", "-q"])
+a["pandas_lightgbm"] = measure([PY, os.path.join(here, "python/pandas_score.py"), model_txt, candidates, W("s_pandas.csv"), "customer_id"])
+compile_s = json.loads(measure([PY, os.path.join(here, "python/lleaves_compile.py"), model_txt, cache])[2])["compile_s"]
+a["lleaves"] = measure([PY, os.path.join(here, "python/lleaves_score.py"), model_txt, cache, candidates, W("s_lleaves.csv"), "customer_id"])
+results["scoring_end_to_end"] = {k: {"seconds": v[0], "peak_rss_mb": v[1]} for k, v in a.items()}
+results["scoring_end_to_end"]["lleaves_compile_seconds"] = compile_s
+
+# (b) Tree evaluation alone.
+log("(b) tree evaluation alone")
+ours = json.loads(measure(["cargo", "bench", "--quiet", "--bench", "evaluate", "--", model, candidates, "3"])[2].strip().splitlines()[-1])
+theirs = json.loads(measure([PY, os.path.join(here, "python/lleaves_eval.py"), model_txt, cache, candidates, "3"])[2].strip().splitlines()[-1])
+results["tree_evaluation"] = {**ours, **theirs}
+
+# (c) Training end to end.
+log("(c) training end to end")
+t_ours = measure([A, "train", "--data", history, "--label", "converted", "--id", "customer_id",
+                  "--out", W("model_train"), "--split-out", W("split.csv"), "--force", "-q"])
+manifest = json.load(open(W("model_train", "audience-model.json")))
+t_py = measure([PY, os.path.join(here, "python/train_pipeline.py"), history, W("split.csv"), W("model_train")])
+results["training_end_to_end"] = {
+    "audience": {"seconds": t_ours[0], "peak_rss_mb": t_ours[1], "auc": manifest["metrics"]["holdout"]["auc"]},
+    "python": {"seconds": t_py[0], "peak_rss_mb": t_py[1], **json.loads(t_py[2].strip().splitlines()[-1])},
+}
+
+# (d) The rules of compare over a large table.
+log("(d) rules")
+rule_files = sorted(os.path.join(here, "rules", f) for f in os.listdir(os.path.join(here, "rules")))
+r_ours = measure(["cargo", "bench", "--quiet", "--bench", "rules", "--", rules_table, "customer_id", *rule_files])
+r_duck = measure([PY, os.path.join(here, "python/duckdb_rules.py"), rules_table, "customer_id", *rule_files])
+results["rules"] = {
+    "audience": {"seconds": r_ours[0], "peak_rss_mb": r_ours[1], **json.loads(r_ours[2].strip().splitlines()[-1])},
+    "duckdb": {"seconds": r_duck[0], "peak_rss_mb": r_duck[1], **json.loads(r_duck[2].strip().splitlines()[-1])},
+}
+
+os.makedirs(os.path.join(here, "results"), exist_ok=True)
+with open(os.path.join(here, "results", "latest.json"), "w") as f:
+    json.dump(results, f, indent=2)
+
+s = results["scoring_end_to_end"]
+e = results["tree_evaluation"]
+t = results["training_end_to_end"]
+r = results["rules"]
+print(f"""
+| benchmark | audience | alternative | ratio (alternative / audience) |
+|---|---|---|---|
+| (a) score {args.rows} rows, {args.trees} trees, CSV in/out | {s['audience']['seconds']:.2f} s, {s['audience']['peak_rss_mb']:.0f} MB | pandas+lightgbm {s['pandas_lightgbm']['seconds']:.2f} s, {s['pandas_lightgbm']['peak_rss_mb']:.0f} MB | {s['pandas_lightgbm']['seconds'] / s['audience']['seconds']:.2f}x |
+| | | lleaves {s['lleaves']['seconds']:.2f} s, {s['lleaves']['peak_rss_mb']:.0f} MB (+{s['lleaves_compile_seconds']:.0f} s compile) | {s['lleaves']['seconds'] / s['audience']['seconds']:.2f}x |
+| (b) evaluate, 1 thread | {e['native_1_thread_s']:.3f} s | LightGBM C API {e['lightgbm_1_thread_s']:.3f} s | {e['lightgbm_1_thread_s'] / e['native_1_thread_s']:.2f}x |
+| | | lleaves {e['lleaves_1_thread_s']:.3f} s | {e['lleaves_1_thread_s'] / e['native_1_thread_s']:.2f}x |
+| (b) evaluate, {e['threads']} threads | {e['native_all_threads_s']:.3f} s | LightGBM C API {e['lightgbm_all_threads_s']:.3f} s | {e['lightgbm_all_threads_s'] / e['native_all_threads_s']:.2f}x |
+| | | lleaves {e['lleaves_all_threads_s']:.3f} s | {e['lleaves_all_threads_s'] / e['native_all_threads_s']:.2f}x |
+| (c) train {args.train_rows} rows | {t['audience']['seconds']:.2f} s, {t['audience']['peak_rss_mb']:.0f} MB, AUC {t['audience']['auc']:.4f} | Python {t['python']['seconds']:.2f} s, {t['python']['peak_rss_mb']:.0f} MB, AUC {t['python']['auc']:.4f} | {t['python']['seconds'] / t['audience']['seconds']:.2f}x |
+| (d) {len(rule_files)} rules over {args.rules_rows} rows (load + run) | {r['audience']['seconds']:.2f} s, {r['audience']['peak_rss_mb']:.0f} MB | DuckDB {r['duckdb']['seconds']:.2f} s, {r['duckdb']['peak_rss_mb']:.0f} MB | {r['duckdb']['seconds'] / r['audience']['seconds']:.2f}x |
+""")
+print(f"evaluation max |audience - LightGBM| = {e['max_abs_diff']:.3g}; rule audience sizes equal: {r['audience']['audience_sizes'] == r['duckdb']['audience_sizes']}")
