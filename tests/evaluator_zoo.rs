@@ -79,8 +79,8 @@ fn native_evaluator_matches_lightgbm_on_a_zoo_of_python_models() {
 
 #[test]
 fn native_and_lightgbm_engines_agree_on_our_own_models() {
-    // The bank model and the coupon model, trained by audience, scored by both engines on rows
-    // with unseen categories and missing values added.
+    // Models trained by audience (bank, coupon, synthetic), each scored by both engines on at
+    // least 100k rows, with unseen categories, missing values and negative zeros added.
     let ws = workspace();
     let dir = ws.path();
     audience(dir)
@@ -93,22 +93,94 @@ fn native_and_lightgbm_engines_agree_on_our_own_models() {
         .arg(coupon.join("audience.toml"))
         .assert()
         .success();
-    let text = std::fs::read_to_string(bank_csv()).unwrap();
-    let mut lines: Vec<String> = text.lines().map(String::from).collect();
-    for (i, line) in lines.iter_mut().enumerate().skip(1).step_by(97) {
-        *line = match i % 3 {
-            0 => line.replacen("\"married\"", "\"eloped\"", 1),
-            1 => line.replacen(";\"no\";", ";;", 1),
-            _ => line.replacen(";1;", ";-0;", 1),
-        };
-    }
-    std::fs::write(dir.join("bank_awkward.csv"), lines.join("\n")).unwrap();
+    // In a folder of its own: the workspace's audience.toml describes the bank file.
+    let plain = tempfile::tempdir().unwrap();
+    audience(plain.path())
+        .args([
+            "synth",
+            "--rows",
+            "30000",
+            "--seed",
+            "11",
+            "--out",
+            "synth_train.csv",
+            "-q",
+        ])
+        .assert()
+        .success();
+    audience(plain.path())
+        .args([
+            "train",
+            "--data",
+            "synth_train.csv",
+            "--label",
+            "converted",
+            "--id",
+            "customer_id",
+        ])
+        .arg("--out")
+        .arg(dir.join("synth"))
+        .arg("-q")
+        .assert()
+        .success();
+    audience(dir)
+        .args([
+            "synth",
+            "--rows",
+            "100000",
+            "--seed",
+            "12",
+            "--out",
+            "synth_rows.csv",
+            "-q",
+        ])
+        .assert()
+        .success();
+    let awkward = |path: &Path, out: &str, copies: usize, edits: &[(&str, &str)]| {
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut lines: Vec<String> = text.lines().map(String::from).collect();
+        let header = lines.remove(0);
+        let mut all = vec![header];
+        for copy in 0..copies {
+            for (i, line) in lines.iter().enumerate() {
+                let (from, to) = edits[(i + copy) % edits.len()];
+                all.push(if i % 7 == 0 {
+                    line.replacen(from, to, 1)
+                } else {
+                    line.clone()
+                });
+            }
+        }
+        std::fs::write(dir.join(out), all.join("\n")).unwrap();
+        dir.join(out)
+    };
+    let bank_rows = awkward(
+        &bank_csv(),
+        "bank_awkward.csv",
+        3,
+        &[
+            ("\"married\"", "\"eloped\""),
+            (";\"no\";", ";;"),
+            (";1;", ";-0;"),
+            (";0;", ";1e-36;"),
+        ],
+    );
+    let coupon_rows = awkward(
+        &coupon.join("in-vehicle-coupon-recommendation.csv"),
+        "coupon_awkward.csv",
+        8,
+        &[(",Sunny,", ",Foggy,"), (",1d,", ",,"), (",1,", ",-0,")],
+    );
+    let synth_rows = awkward(
+        &dir.join("synth_rows.csv"),
+        "synth_awkward.csv",
+        1,
+        &[(",push,", ",fax,"), (",0,", ",-1e-36,"), (",ios,", ",,")],
+    );
     for (model, data) in [
-        ("bank", dir.join("bank_awkward.csv")),
-        (
-            "coupon",
-            coupon.join("in-vehicle-coupon-recommendation.csv"),
-        ),
+        ("bank", bank_rows),
+        ("coupon", coupon_rows),
+        ("synth", synth_rows),
     ] {
         let mut scores = Vec::new();
         for engine in ["native", "lightgbm"] {
@@ -122,6 +194,11 @@ fn native_and_lightgbm_engines_agree_on_our_own_models() {
                 .success();
             scores.push(read_scores(&dir.join(out)));
         }
+        assert!(
+            scores[0].len() >= 100_000,
+            "{model}: {} rows",
+            scores[0].len()
+        );
         let diff = max_difference(&scores[0], &scores[1]);
         assert!(diff <= 1e-12, "{model}: engines differ by {diff:e}");
     }

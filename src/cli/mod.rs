@@ -98,6 +98,8 @@ impl ConfigArgs {
         let d = &mut config.data;
         if let Some(v) = &self.data {
             d.path = Some(v.clone());
+            // The configured delimiter belongs to the configured file: detect the new one's.
+            d.delimiter = None;
         }
         if let Some(v) = &self.labels {
             d.labels_path = Some(v.clone());
@@ -194,6 +196,7 @@ pub fn load_history(config: &Config) -> Result<History> {
 /// Progress on stderr: a live bar on a terminal, a line now and then otherwise, nothing if quiet.
 pub struct Progress {
     bar: Option<indicatif::ProgressBar>,
+    length: Option<u64>,
     quiet: bool,
     last_line: std::time::Instant,
     started: std::time::Instant,
@@ -222,6 +225,7 @@ impl Progress {
         });
         Progress {
             bar,
+            length,
             quiet,
             last_line: std::time::Instant::now(),
             started: std::time::Instant::now(),
@@ -240,11 +244,16 @@ impl Progress {
             }
             None => {
                 if self.last_line.elapsed().as_secs_f64() >= 2.0 {
-                    eprintln!(
-                        "  {position} {} ({:.0} s)",
-                        message(),
-                        self.started.elapsed().as_secs_f64()
-                    );
+                    let elapsed = self.started.elapsed().as_secs_f64();
+                    let eta = match self.length {
+                        Some(total) if position > 0 && position < total => format!(
+                            ", ETA {:.0} s",
+                            elapsed / position as f64 * (total - position) as f64
+                        ),
+                        _ => String::new(),
+                    };
+                    let of = self.length.map_or(String::new(), |t| format!("/{t}"));
+                    eprintln!("  {position}{of} {} ({elapsed:.0} s{eta})", message());
                     self.last_line = std::time::Instant::now();
                 }
             }
