@@ -26,6 +26,10 @@ pub enum Error {
     #[error("LightGBM: {0}")]
     LightGbm(String),
 
+    /// Work interrupted on request (a termination signal).
+    #[error("{0}")]
+    Stopped(String),
+
     /// An output file exists and `--force` was not given, or cannot be written.
     #[error("{path}: {message}")]
     Output { path: PathBuf, message: String },

@@ -12,6 +12,7 @@ pub mod model;
 pub mod output;
 pub mod report;
 pub mod rules;
+pub mod sagemaker;
 pub mod split;
 pub mod synth;
 

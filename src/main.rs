@@ -37,6 +37,8 @@ enum Command {
     Compare(cli::compare::CompareArgs),
     #[command(about = cli::synth::ABOUT, long_about = cli::synth::LONG_ABOUT, after_help = cli::synth::EXAMPLES)]
     Synth(cli::synth::SynthArgs),
+    #[command(about = cli::container::ABOUT, long_about = cli::container::LONG_ABOUT, after_help = cli::container::EXAMPLES)]
+    Container(cli::container::ContainerArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Score(args) => cli::score::run(args),
         Command::Compare(args) => cli::compare::run(args),
         Command::Synth(args) => cli::synth::run(args),
+        Command::Container(args) => cli::container::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

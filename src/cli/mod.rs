@@ -2,6 +2,7 @@
 //! what they share: the configuration flags and progress display.
 
 pub mod compare;
+pub mod container;
 pub mod score;
 pub mod synth;
 pub mod train;

@@ -97,7 +97,8 @@ pub fn fit(
                     .map_or("n/a".into(), |a| format!("{a:.4}")),
                 p.best_round
             )
-        })
+        });
+        true
     })?;
     progress.finish();
     for note in &run.notes {

@@ -560,15 +560,7 @@ pub struct HistorySource<'a> {
 /// Loads a history: the table (plus a separate labels file), labels checked against the
 /// positive/negative values, ids checked for uniqueness (or `row_id` made).
 pub fn load_history(source: &HistorySource) -> Result<History> {
-    let mut text_columns: Vec<String> = source.categorical.to_vec();
-    text_columns.push(source.label.to_string());
-    if let Some(id) = source.id {
-        text_columns.push(id.to_string());
-    }
-    let options = LoadOptions {
-        delimiter: source.delimiter,
-        text_columns,
-    };
+    let options = history_load_options(source);
     let mut table = load_table(source.path, &options)?;
     let sha256 = file_sha256(source.path)?;
     let mut labels_sha256 = None;
@@ -577,8 +569,31 @@ pub fn load_history(source: &HistorySource) -> Result<History> {
         labels_sha256 = Some(file_sha256(labels_path)?);
         table = attach_labels(table, &labels, source.label)?;
     }
+    history_from_table(table, source, sha256, labels_sha256)
+}
+
+/// How a history's files are read: the label, id and categorical columns stay text.
+pub fn history_load_options(source: &HistorySource) -> LoadOptions {
+    let mut text_columns: Vec<String> = source.categorical.to_vec();
+    text_columns.push(source.label.to_string());
+    if let Some(id) = source.id {
+        text_columns.push(id.to_string());
+    }
+    LoadOptions {
+        delimiter: source.delimiter,
+        text_columns,
+    }
+}
+
+/// A history from a table already loaded (and labelled): labels checked, ids checked or made.
+pub fn history_from_table(
+    table: Table,
+    source: &HistorySource,
+    sha256: String,
+    labels_sha256: Option<String>,
+) -> Result<History> {
     if table.num_rows() == 0 {
-        return Err(Error::data(source.path, "has no data rows"));
+        return Err(Error::data(&table.path, "has no data rows"));
     }
     let (table, id_column, id_generated) = match source.id {
         Some(id) => (table, id.to_string(), false),
@@ -600,24 +615,77 @@ pub fn load_history(source: &HistorySource) -> Result<History> {
     })
 }
 
-/// The SHA-256 of a file, in lowercase hex, read in 1 MiB blocks.
-pub fn file_sha256(path: &Path) -> Result<String> {
+/// Several files as one table (a SageMaker channel, or training and validation rows): the same
+/// columns in the same order, rows in file order, types those of the first file.
+pub fn load_tables(paths: &[PathBuf], options: &LoadOptions) -> Result<Table> {
+    let tables = paths
+        .iter()
+        .map(|p| load_table(p, options))
+        .collect::<Result<Vec<_>>>()?;
+    concat_tables(tables)
+}
+
+/// Tables one after another; later tables are cast to the first one's column types.
+pub fn concat_tables(tables: Vec<Table>) -> Result<Table> {
+    let mut tables = tables.into_iter();
+    let Some(first) = tables.next() else {
+        return Err(Error::Config("no data files".into()));
+    };
+    let schema = first.batch.schema();
+    let mut batches = vec![first.batch.clone()];
+    for t in tables {
+        let names = |s: &Schema| {
+            s.fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect::<Vec<_>>()
+        };
+        if names(&t.batch.schema()) != names(&schema) {
+            return Err(Error::data(
+                &t.path,
+                format!(
+                    "its columns ({}) differ from {}'s ({})",
+                    names(&t.batch.schema()).join(", "),
+                    first.path.display(),
+                    names(&schema).join(", ")
+                ),
+            ));
+        }
+        batches.push(conform(&t.path, t.batch, &schema)?);
+    }
+    let batch =
+        concat_batches(&schema, &batches).map_err(|e| Error::data(&first.path, e.to_string()))?;
+    Ok(Table {
+        path: first.path,
+        batch,
+    })
+}
+
+/// The SHA-256 of several files read one after another (one file: its own SHA-256).
+pub fn files_sha256(paths: &[PathBuf]) -> Result<String> {
     use sha2::{Digest, Sha256};
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buffer).map_err(|e| Error::io(path, e))?;
-        if n == 0 {
-            break;
+    for path in paths {
+        let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        loop {
+            let n = file.read(&mut buffer).map_err(|e| Error::io(path, e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
         }
-        hasher.update(&buffer[..n]);
     }
     Ok(hasher
         .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect())
+}
+
+/// The SHA-256 of a file, in lowercase hex.
+pub fn file_sha256(path: &Path) -> Result<String> {
+    files_sha256(&[path.to_path_buf()])
 }
 
 /// A clear error when a file cannot be opened, before DataFusion produces a longer one.

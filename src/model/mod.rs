@@ -37,8 +37,14 @@ pub struct TrainingRun {
 pub fn train_history(
     history: &History,
     config: &Config,
-    progress: &mut dyn FnMut(RoundProgress),
+    progress: &mut dyn FnMut(RoundProgress) -> bool,
 ) -> Result<TrainingRun> {
+    let split = plan_split(history, config)?;
+    train_on_split(history, config, split, progress)
+}
+
+/// Checks what training needs of a history: configured columns exist, both classes occur.
+fn check_trainable(history: &History, config: &Config) -> Result<()> {
     let path = &history.table.path;
     let schema = history.table.batch.schema();
     for name in config.data.exclude.iter().chain(&config.data.categorical) {
@@ -60,6 +66,12 @@ pub fn train_history(
             ),
         ));
     }
+    Ok(())
+}
+
+/// The configured split of a history into fit, early-stopping and holdout rows.
+pub fn plan_split(history: &History, config: &Config) -> Result<Split> {
+    let path = &history.table.path;
     let split = match config.split.method {
         SplitMethod::Random => split::random_split(
             &history.labels,
@@ -88,7 +100,20 @@ pub fn train_history(
                 .into(),
         ));
     }
+    Ok(split)
+}
 
+/// Trains on `split.fit` (stopping early on `split.early_stopping`) and measures the model on
+/// every part, `split.holdout` included.
+pub fn train_on_split(
+    history: &History,
+    config: &Config,
+    split: Split,
+    progress: &mut dyn FnMut(RoundProgress) -> bool,
+) -> Result<TrainingRun> {
+    check_trainable(history, config)?;
+    let path = &history.table.path;
+    let schema = history.table.batch.schema();
     let mut not_features: Vec<&str> = vec![&history.label_column, &history.id_column];
     not_features.extend(config.data.exclude.iter().map(String::as_str));
     if config.split.method == SplitMethod::Time

@@ -96,13 +96,14 @@ const ROUND_ALIASES: [&str; 8] = [
 ];
 
 /// Trains on `fit` rows, stopping early on the `early` rows when they have both classes.
+/// `progress` hears of every round and returns false to stop training (a termination signal).
 pub fn train(
     features: &FeatureSet,
     fit: (&Matrix, &[u8]),
     early: Option<(&Matrix, &[u8])>,
     config: &ModelConfig,
     seed: u64,
-    progress: &mut dyn FnMut(RoundProgress),
+    progress: &mut dyn FnMut(RoundProgress) -> bool,
 ) -> Result<TrainedModel> {
     if let Some(alias) = ROUND_ALIASES
         .iter()
@@ -189,12 +190,18 @@ pub fn train(
         } else {
             best_round = round;
         }
-        progress(RoundProgress {
+        let go_on = progress(RoundProgress {
             round: round + 1,
             max_rounds,
             early_stopping_auc: auc,
             best_round: best_round + 1,
         });
+        if !go_on {
+            return Err(Error::Stopped(format!(
+                "training stopped after round {} of {max_rounds}",
+                round + 1
+            )));
+        }
         if watching && stopping > 0 && round - best_round >= stopping {
             break;
         }
