@@ -174,10 +174,12 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
 /// is unquoted; anything else is taken as it is.
 pub fn hyperparameter_value(raw: &str) -> String {
     let trimmed = raw.trim();
-    if trimmed.len() >= 2 && trimmed.starts_with('"') && trimmed.ends_with('"') {
-        if let Ok(serde_json::Value::String(s)) = serde_json::from_str(trimmed) {
-            return s;
-        }
+    if trimmed.len() >= 2
+        && trimmed.starts_with('"')
+        && trimmed.ends_with('"')
+        && let Ok(serde_json::Value::String(s)) = serde_json::from_str(trimmed)
+    {
+        return s;
     }
     trimmed.to_string()
 }
