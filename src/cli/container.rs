@@ -6,12 +6,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
 use audience::sagemaker::container::{OptMl, train_job};
+use audience::sagemaker::serve::{ServeSettings, router};
 
-pub const ABOUT: &str = "Run as a SageMaker container (train from /opt/ml)";
+pub const ABOUT: &str = "Run as a SageMaker container: train from /opt/ml, or serve the model";
 
 pub const LONG_ABOUT: &str = "\
 Run as a SageMaker bring-your-own-container image: `train` reads
@@ -23,12 +24,20 @@ Channels: `train` (and optionally `validation`) holding CSV or Parquet files wit
 settings as hyperparameters (label, id, positive, negative, exclude, categorical, num_leaves,
 num_rounds, learning_rate, early_stopping_rounds, test_fraction, seed; other keys go to LightGBM);
 or the original example's x_train, y_train, x_test, y_test with tree_num_leaves and num_round.
-Hyperparameter values may be plain or JSON-encoded strings.";
+Hyperparameter values may be plain or JSON-encoded strings.
+
+`serve` answers GET /ping, GET /execution-parameters and POST /invocations on port 8080
+(SAGEMAKER_BIND_TO_PORT) for the bundle in /opt/ml/model: text/csv (one record per line, columns
+in the model's feature order or named by a header line) or application/jsonlines; exactly one
+output line per record; SAGEMAKER_MAX_PAYLOAD_IN_MB (413 beyond it); 400 naming a malformed
+record.";
 
 pub const EXAMPLES: &str = "\
 Examples:
   audience container train                       # inside the image, as SageMaker runs it
-  AUDIENCE_OPT_ML=/tmp/opt_ml audience container train";
+  AUDIENCE_OPT_ML=/tmp/opt_ml audience container train
+  audience container serve                       # inside the image, as `docker run IMAGE serve`
+  AUDIENCE_OPT_ML=/tmp/opt_ml audience container serve --host 127.0.0.1 --port 0";
 
 #[derive(Debug, Args)]
 pub struct ContainerArgs {
@@ -40,12 +49,63 @@ pub struct ContainerArgs {
 pub enum ContainerCommand {
     /// Train from /opt/ml/input and write the model bundle to /opt/ml/model
     Train,
+    /// Serve /ping, /execution-parameters and /invocations for the model in /opt/ml/model
+    Serve {
+        /// Address to listen on
+        #[arg(long, default_value = "0.0.0.0")]
+        host: String,
+        /// Port [default: $SAGEMAKER_BIND_TO_PORT, else 8080]; 0 picks a free one
+        #[arg(long)]
+        port: Option<u16>,
+    },
 }
 
 pub fn run(args: ContainerArgs) -> Result<()> {
     match args.command {
         ContainerCommand::Train => train(),
+        ContainerCommand::Serve { host, port } => serve(&host, port),
     }
+}
+
+fn serve(host: &str, port: Option<u16>) -> Result<()> {
+    let opt = OptMl::from_env();
+    let port = match port {
+        Some(p) => p,
+        None => std::env::var("SAGEMAKER_BIND_TO_PORT")
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or(8080),
+    };
+    let model = opt.model_dir();
+    let bundle = audience::model::bundle::ModelBundle::load(&model, None)
+        .with_context(|| format!("loading the model from {}", model.display()))?;
+    let settings = ServeSettings::from_env();
+    let app = router(bundle, settings.clone());
+    audience::data::runtime().block_on(async move {
+        let listener = tokio::net::TcpListener::bind((host, port))
+            .await
+            .with_context(|| format!("cannot listen on {host}:{port}"))?;
+        let address = listener.local_addr()?;
+        println!(
+            "audience: serving on {address} (max payload {} MB, {})",
+            settings.max_payload_bytes / (1024 * 1024),
+            settings.batch_strategy
+        );
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                // SageMaker stops a container with SIGTERM: finish the requests in flight.
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .expect("SIGTERM handler");
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+                eprintln!("audience: shutting down");
+            })
+            .await?;
+        Ok(())
+    })
 }
 
 fn train() -> Result<()> {

@@ -299,6 +299,10 @@ fn column_of<'a>(batch: &'a RecordBatch, name: &str) -> std::result::Result<&'a 
 
 /// A categorical column as text. Whole-number floats print without `.0`, as in the file.
 fn category_text(column: &ArrayRef) -> std::result::Result<StringArray, String> {
+    // Text columns (the common case) are used as they are, without copying each value.
+    if let Some(text) = column.as_any().downcast_ref::<StringArray>() {
+        return Ok(text.clone());
+    }
     let strings = super::as_strings(column)?;
     Ok(StringArray::from(strings))
 }

@@ -2,3 +2,4 @@
 //! job. The client side (creating jobs through the AWS SDK) comes later.
 
 pub mod container;
+pub mod serve;

@@ -1,0 +1,165 @@
+//! The SageMaker inference server, run as `docker run IMAGE serve` runs it, under load from a
+//! second process.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use common::{audience, bank_csv, run_python, workspace};
+
+/// Starts `audience container serve` on a free loopback port; returns the child and its URL.
+fn start_server(opt_ml: &std::path::Path, envs: &[(&str, &str)]) -> (Child, String) {
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("audience"))
+        .env("AUDIENCE_OPT_ML", opt_ml)
+        .envs(envs.iter().copied())
+        .args(["container", "serve", "--host", "127.0.0.1", "--port", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let address = line
+        .split_whitespace()
+        .find(|w| w.starts_with("127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    (child, format!("http://{address}"))
+}
+
+fn stop(mut child: Child) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "the server stops cleanly on SIGTERM: {status:?}"
+    );
+}
+
+#[test]
+fn serve_holds_a_load_test_and_answers_exactly() {
+    let ws = workspace();
+    let dir = ws.path();
+    // /opt/ml/model as SageMaker extracts model.tar.gz into it.
+    audience(dir)
+        .args(["train", "--out", "opt_ml/model", "-q"])
+        .assert()
+        .success();
+    audience(dir)
+        .args([
+            "score",
+            "--model",
+            "opt_ml/model",
+            "--out",
+            "expected.csv",
+            "-q",
+            "--data",
+        ])
+        .arg(bank_csv())
+        .assert()
+        .success();
+    // The model's feature columns, comma-separated, as a transform job would send them.
+    let manifest = common::read_json(&dir.join("opt_ml/model/audience-model.json"));
+    let names: Vec<String> = manifest["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_string())
+        .collect();
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(b';')
+        .from_path(bank_csv())
+        .unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let columns: Vec<usize> = names
+        .iter()
+        .map(|n| headers.iter().position(|h| h == n).unwrap())
+        .collect();
+    let mut writer = csv::Writer::from_path(dir.join("features.csv")).unwrap();
+    writer.write_record(&names).unwrap();
+    for record in reader.records() {
+        let record = record.unwrap();
+        writer
+            .write_record(columns.iter().map(|&c| &record[c]))
+            .unwrap();
+    }
+    writer.flush().unwrap();
+
+    let (child, url) = start_server(&dir.join("opt_ml"), &[]);
+    let out = run_python(
+        "load_test.py",
+        &[
+            &url,
+            &dir.join("features.csv").display().to_string(),
+            &dir.join("expected.csv").display().to_string(),
+            "1200",
+            "8",
+        ],
+    );
+    stop(child);
+    let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    eprintln!("{summary}");
+    assert_eq!(summary["failure_count"], 0, "{summary}");
+    assert!(summary["requests"].as_u64().unwrap() >= 1000);
+    assert!(
+        summary["malformed"].as_u64().unwrap() > 100,
+        "malformed payloads were mixed in"
+    );
+    let max_ping = summary["max_ping_ms"].as_f64().unwrap();
+    assert!(max_ping < 100.0, "/ping took {max_ping} ms under load");
+    assert_eq!(
+        summary["execution_parameters"]["BatchStrategy"],
+        "MULTI_RECORD"
+    );
+}
+
+#[test]
+fn payload_limit_and_strategy_come_from_the_environment() {
+    let ws = workspace();
+    let dir = ws.path();
+    audience(dir)
+        .args(["train", "--out", "opt_ml/model", "-q", "--num-rounds", "5"])
+        .assert()
+        .success();
+    let (child, url) = start_server(
+        &dir.join("opt_ml"),
+        &[
+            ("SAGEMAKER_MAX_PAYLOAD_IN_MB", "1"),
+            ("SAGEMAKER_BATCH_STRATEGY", "SINGLE_RECORD"),
+        ],
+    );
+    let script = format!(
+        r#"
+import json, urllib.request, urllib.error
+params = json.loads(urllib.request.urlopen("{url}/execution-parameters").read())
+assert params["MaxPayloadInMB"] == 1 and params["BatchStrategy"] == "SINGLE_RECORD", params
+req = urllib.request.Request("{url}/invocations", data=b"1," * 600000, method="POST")
+req.add_header("Content-Type", "text/csv")
+try:
+    urllib.request.urlopen(req)
+    raise SystemExit("a 1.2 MB payload was accepted")
+except urllib.error.HTTPError as e:
+    assert e.code == 413, e.code
+req = urllib.request.Request("{url}/invocations", data=b"{{}}", method="POST")
+req.add_header("Content-Type", "application/x-image")
+try:
+    urllib.request.urlopen(req)
+    raise SystemExit("an image was accepted")
+except urllib.error.HTTPError as e:
+    assert e.code == 415, e.code
+print("ok")
+"#
+    );
+    let output = common::python().args(["-c", &script]).output().unwrap();
+    stop(child);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
