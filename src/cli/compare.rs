@@ -251,12 +251,8 @@ fn judge_existing(
         .filter(|f| f.kind == audience::data::encode::FeatureKind::Categorical && !f.codes)
         .map(|f| f.name.clone())
         .collect();
-    let delimiter = config
-        .data
-        .delimiter
-        .as_deref()
-        .map(audience::config::delimiter_byte)
-        .transpose()?;
+    // The configured delimiter belongs to the configured history; the --eval file's is detected.
+    let delimiter = None;
     let (label, positive, negative) = match &bundle.manifest {
         Some(m) => (
             m.label.column.clone(),
