@@ -26,6 +26,9 @@ const MISSING_NAN: u8 = 2;
 
 /// Rows evaluated together (their features stay in cache while a block of trees runs).
 const ROW_BLOCK: usize = 64;
+/// Rows walked through one tree side by side: independent paths keep the core busy while each
+/// waits for its next node.
+const LANES: usize = 8;
 /// Trees evaluated together over a row block.
 const TREE_BLOCK: usize = 32;
 
@@ -45,8 +48,14 @@ struct Node {
 
 #[derive(Debug, Clone, PartialEq)]
 struct Tree {
+    /// Internal nodes, then one node per leaf whose children are itself: every row can take
+    /// exactly `depth` steps without checking whether it has reached a leaf.
     nodes: Vec<Node>,
     leaves: Vec<f64>,
+    /// How many of `nodes` are internal: node `internal + i` is leaf `i`.
+    internal: usize,
+    /// The longest root-to-leaf path.
+    depth: usize,
 }
 
 /// What a model's output means.
@@ -279,11 +288,17 @@ impl TreeEnsemble {
             }
         }
         let mut raw = vec![0.0f64; out.len()];
+        let rows = out.len();
         for trees in self.trees.chunks(TREE_BLOCK) {
-            for (r, sum) in raw.iter_mut().enumerate() {
-                let row = &clean[r * cols..(r + 1) * cols];
-                for tree in trees {
-                    *sum += self.leaf_value(tree, row);
+            for tree in trees {
+                let mut start = 0;
+                while start + LANES <= rows {
+                    self.walk::<LANES>(tree, &clean, cols, start, &mut raw);
+                    start += LANES;
+                }
+                while start < rows {
+                    self.walk::<1>(tree, &clean, cols, start, &mut raw);
+                    start += 1;
                 }
             }
         }
@@ -296,28 +311,30 @@ impl TreeEnsemble {
         }
     }
 
-    #[inline]
-    fn leaf_value(&self, tree: &Tree, row: &[f64]) -> f64 {
-        if tree.nodes.is_empty() {
-            return tree.leaves[0];
-        }
-        let mut node = 0i32;
-        while node >= 0 {
-            let n = &tree.nodes[node as usize];
-            let x = row[n.feature as usize];
-            node = if n.decision & CATEGORICAL != 0 {
-                if self.goes_left_categorical(n, x) {
-                    n.left
+    /// Walks rows `start..start + N` through `tree` together and adds their leaf values, in
+    /// tree order, to `raw`.
+    #[inline(always)]
+    fn walk<const N: usize>(&self, tree: &Tree, rows: &[f64], cols: usize, start: usize, raw: &mut [f64]) {
+        let mut at = [0usize; N];
+        for _ in 0..tree.depth {
+            // Unbalanced (leaf-wise) trees: stop once every lane has reached a leaf.
+            if at.iter().all(|&node| node >= tree.internal) {
+                break;
+            }
+            for (k, node) in at.iter_mut().enumerate() {
+                let n = &tree.nodes[*node];
+                let x = rows[(start + k) * cols + n.feature as usize];
+                let left = if n.decision & CATEGORICAL != 0 {
+                    self.goes_left_categorical(n, x)
                 } else {
-                    n.right
-                }
-            } else if goes_left_numerical(n, x) {
-                n.left
-            } else {
-                n.right
-            };
+                    goes_left_numerical(n, x)
+                };
+                *node = if left { n.left } else { n.right } as usize;
+            }
         }
-        tree.leaves[(!node) as usize]
+        for (k, node) in at.iter().enumerate() {
+            raw[start + k] += tree.leaves[node - tree.internal];
+        }
     }
 
     #[inline]
@@ -380,8 +397,10 @@ fn parse_tree(
     }
     if num_leaves <= 1 {
         return Ok(Tree {
-            nodes: Vec::new(),
+            nodes: vec![leaf_node(0)],
             leaves,
+            internal: 0,
+            depth: 0,
         });
     }
     let internal = num_leaves - 1;
@@ -466,7 +485,53 @@ fn parse_tree(
             decision,
         });
     }
-    Ok(Tree { nodes, leaves })
+    // Children as node indexes: leaf i becomes node internal + i, which points at itself.
+    let to_index = |child: i32| {
+        if child >= 0 {
+            child
+        } else {
+            (internal + (!child) as usize) as i32
+        }
+    };
+    for n in &mut nodes {
+        n.left = to_index(n.left);
+        n.right = to_index(n.right);
+    }
+    let mut depth = 0;
+    let mut stack = vec![(0usize, 0usize)];
+    let mut visited = 0;
+    while let Some((node, d)) = stack.pop() {
+        visited += 1;
+        if visited > internal * 2 + 1 {
+            return err(format!("{title}: the children do not form a tree"));
+        }
+        if node >= internal {
+            depth = depth.max(d);
+            continue;
+        }
+        stack.push((nodes[node].left as usize, d + 1));
+        stack.push((nodes[node].right as usize, d + 1));
+    }
+    nodes.extend((0..num_leaves).map(|i| leaf_node(internal + i)));
+    Ok(Tree {
+        nodes,
+        leaves,
+        internal,
+        depth,
+    })
+}
+
+/// A leaf as a node: both children are itself, so extra steps stay put.
+fn leaf_node(index: usize) -> Node {
+    Node {
+        threshold: 0.0,
+        feature: 0,
+        left: index as i32,
+        right: index as i32,
+        cat_start: 0,
+        cat_len: 0,
+        decision: 0,
+    }
 }
 
 #[cfg(test)]
