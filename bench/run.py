@@ -24,8 +24,13 @@ p.add_argument("--rules-rows", type=int, default=10_000_000)
 p.add_argument("--train-rows", type=int, default=1_000_000)
 p.add_argument("--trees", type=int, default=500)
 p.add_argument("--big-rows", type=int, default=40_000_000, help="rows of the large file (about 5 GB at 40M)")
+p.add_argument("--repeats", type=int, default=3, help="best-of repeats for tree evaluation")
+p.add_argument("--evaluate-bin", help="a built bench/evaluate.rs (default: cargo bench --bench evaluate)")
+p.add_argument("--rules-bin", help="a built bench/rules.rs (default: cargo bench --bench rules); 'skip' skips (d)")
 args = p.parse_args()
 os.makedirs(args.work, exist_ok=True)
+# Run where no audience.toml is: a project's configuration would apply to the synthetic files.
+os.chdir(args.work)
 W = lambda *names: os.path.join(args.work, *names)
 A = args.audience
 PY = args.python
@@ -68,7 +73,7 @@ def synth(name, rows, seed):
 train_small = synth("train_200k.csv", 200_000, 1)
 candidates = synth(f"candidates_{args.rows}.csv", args.rows, 2)
 history = synth(f"history_{args.train_rows}.csv", args.train_rows, 3)
-rules_table = synth(f"rules_{args.rules_rows}.csv", args.rules_rows, 4)
+rules_table = synth(f"rules_{args.rules_rows}.csv", args.rules_rows, 4) if args.rules_bin != "skip" else None
 model = W(f"model_{args.trees}")
 if not os.path.exists(model):
     log(f"training the {args.trees}-tree model")
@@ -90,8 +95,9 @@ results["scoring_end_to_end"]["lleaves_compile_seconds"] = compile_s
 
 # (b) Tree evaluation alone.
 log("(b) tree evaluation alone")
-ours = json.loads(measure(["cargo", "bench", "--quiet", "--bench", "evaluate", "--", model, candidates, "3"])[2].strip().splitlines()[-1])
-theirs = json.loads(measure([PY, os.path.join(here, "python/lleaves_eval.py"), model_txt, cache, candidates, "3"])[2].strip().splitlines()[-1])
+evaluate = [args.evaluate_bin] if args.evaluate_bin else ["cargo", "bench", "--quiet", "--bench", "evaluate", "--"]
+ours = json.loads(measure([*evaluate, model, candidates, str(args.repeats)])[2].strip().splitlines()[-1])
+theirs = json.loads(measure([PY, os.path.join(here, "python/lleaves_eval.py"), model_txt, cache, candidates, str(args.repeats)])[2].strip().splitlines()[-1])
 results["tree_evaluation"] = {**ours, **theirs}
 
 # (c) Training end to end.
@@ -106,14 +112,16 @@ results["training_end_to_end"] = {
 }
 
 # (d) The rules of compare over a large table.
-log("(d) rules")
 rule_files = sorted(os.path.join(here, "rules", f) for f in os.listdir(os.path.join(here, "rules")))
-r_ours = measure(["cargo", "bench", "--quiet", "--bench", "rules", "--", rules_table, "customer_id", *rule_files])
-r_duck = measure([PY, os.path.join(here, "python/duckdb_rules.py"), rules_table, "customer_id", *rule_files])
-results["rules"] = {
-    "audience": {"seconds": r_ours[0], "peak_rss_mb": r_ours[1], **json.loads(r_ours[2].strip().splitlines()[-1])},
-    "duckdb": {"seconds": r_duck[0], "peak_rss_mb": r_duck[1], **json.loads(r_duck[2].strip().splitlines()[-1])},
-}
+if args.rules_bin != "skip":
+    log("(d) rules")
+    rules = [args.rules_bin] if args.rules_bin else ["cargo", "bench", "--quiet", "--bench", "rules", "--"]
+    r_ours = measure([*rules, rules_table, "customer_id", *rule_files])
+    r_duck = measure([PY, os.path.join(here, "python/duckdb_rules.py"), rules_table, "customer_id", *rule_files])
+    results["rules"] = {
+        "audience": {"seconds": r_ours[0], "peak_rss_mb": r_ours[1], **json.loads(r_ours[2].strip().splitlines()[-1])},
+        "duckdb": {"seconds": r_duck[0], "peak_rss_mb": r_duck[1], **json.loads(r_duck[2].strip().splitlines()[-1])},
+    }
 
 # (e) Peak memory scoring a large CSV (streamed): it should not grow with the input.
 log("(e) scoring a large file")
@@ -130,7 +138,7 @@ with open(os.path.join(here, "results", "latest.json"), "w") as f:
 s = results["scoring_end_to_end"]
 e = results["tree_evaluation"]
 t = results["training_end_to_end"]
-r = results["rules"]
+r = results.get("rules")
 print(f"""
 | benchmark | audience | alternative | ratio (alternative / audience) |
 |---|---|---|---|
@@ -141,9 +149,11 @@ print(f"""
 | (b) evaluate, {e['threads']} threads | {e['native_all_threads_s']:.3f} s | LightGBM C API {e['lightgbm_all_threads_s']:.3f} s | {e['lightgbm_all_threads_s'] / e['native_all_threads_s']:.2f}x |
 | | | lleaves {e['lleaves_all_threads_s']:.3f} s | {e['lleaves_all_threads_s'] / e['native_all_threads_s']:.2f}x |
 | (c) train {args.train_rows} rows | {t['audience']['seconds']:.2f} s, {t['audience']['peak_rss_mb']:.0f} MB, AUC {t['audience']['auc']:.4f} | Python {t['python']['seconds']:.2f} s, {t['python']['peak_rss_mb']:.0f} MB, AUC {t['python']['auc']:.4f} | {t['python']['seconds'] / t['audience']['seconds']:.2f}x |
-| (d) {len(rule_files)} rules over {args.rules_rows} rows (load + run) | {r['audience']['seconds']:.2f} s, {r['audience']['peak_rss_mb']:.0f} MB | DuckDB {r['duckdb']['seconds']:.2f} s, {r['duckdb']['peak_rss_mb']:.0f} MB | {r['duckdb']['seconds'] / r['audience']['seconds']:.2f}x |
 """)
+if r:
+    print(f"| (d) {len(rule_files)} rules over {args.rules_rows} rows (load + run) | {r['audience']['seconds']:.2f} s, {r['audience']['peak_rss_mb']:.0f} MB | DuckDB {r['duckdb']['seconds']:.2f} s, {r['duckdb']['peak_rss_mb']:.0f} MB | {r['duckdb']['seconds'] / r['audience']['seconds']:.2f}x |")
+    print(f"rule audience sizes equal: {r['audience']['audience_sizes'] == r['duckdb']['audience_sizes']}")
 g = results["large_file"]
 print(f"(e) scoring a {g['bytes'] / 1e9:.1f} GB CSV ({g['rows']} rows): {g['seconds']:.1f} s, peak RSS {g['peak_rss_mb']:.0f} MB "
       f"(1M rows: {s['audience']['peak_rss_mb']:.0f} MB)")
-print(f"evaluation max |audience - LightGBM| = {e['max_abs_diff']:.3g}; rule audience sizes equal: {r['audience']['audience_sizes'] == r['duckdb']['audience_sizes']}")
+print(f"evaluation max |audience - LightGBM| = {e['max_abs_diff']:.3g}")

@@ -10,7 +10,9 @@ model_file, cache, data, out, id_column = sys.argv[1:6]
 model = lleaves.Model(model_file=model_file)
 model.compile(cache=cache)
 df = pd.read_csv(data)
-X = df[model.feature_names()]
+with open(model_file) as f:
+    names = next(line for line in f if line.startswith("feature_names=")).split("=", 1)[1].split()
+X = df[names]
 for column in X.columns:
     if X[column].dtype == object or str(X[column].dtype) in ("str", "string"):
         X[column] = X[column].astype("category")

@@ -314,7 +314,14 @@ impl TreeEnsemble {
     /// Walks rows `start..start + N` through `tree` together and adds their leaf values, in
     /// tree order, to `raw`.
     #[inline(always)]
-    fn walk<const N: usize>(&self, tree: &Tree, rows: &[f64], cols: usize, start: usize, raw: &mut [f64]) {
+    fn walk<const N: usize>(
+        &self,
+        tree: &Tree,
+        rows: &[f64],
+        cols: usize,
+        start: usize,
+        raw: &mut [f64],
+    ) {
         let mut at = [0usize; N];
         for _ in 0..tree.depth {
             // Unbalanced (leaf-wise) trees: stop once every lane has reached a leaf.
