@@ -5,7 +5,6 @@
 
 use std::time::Instant;
 
-use audience::data::encode::FeatureKind;
 use audience::data::{LoadOptions, load_table};
 use audience::model::bundle::ModelBundle;
 
@@ -32,13 +31,7 @@ fn main() {
     };
     let repeats: usize = rest.first().and_then(|r| r.parse().ok()).unwrap_or(3);
     let bundle = ModelBundle::load(model.as_ref(), None).expect("model loads");
-    let text_columns = bundle
-        .features
-        .features
-        .iter()
-        .filter(|f| f.kind == FeatureKind::Categorical && !f.codes)
-        .map(|f| f.name.clone())
-        .collect();
+    let text_columns = bundle.features.text_columns();
     let table = load_table(
         data.as_ref(),
         &LoadOptions {

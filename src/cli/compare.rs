@@ -244,13 +244,7 @@ fn judge_existing(
 ) -> Result<EvalSet> {
     // A bare model file carries no label or id: those come from the configuration then.
     let bundle = ModelBundle::load(model, config.data.id.as_deref())?;
-    let categorical: Vec<String> = bundle
-        .features
-        .features
-        .iter()
-        .filter(|f| f.kind == audience::data::encode::FeatureKind::Categorical && !f.codes)
-        .map(|f| f.name.clone())
-        .collect();
+    let categorical = bundle.features.text_columns();
     // The configured delimiter belongs to the configured history; the --eval file's is detected.
     let delimiter = None;
     let (label, positive, negative) = match &bundle.manifest {

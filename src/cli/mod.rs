@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use audience::config::{Config, DEFAULT_CONFIG_FILE, SplitMethod, delimiter_byte};
+use audience::config::{Config, DEFAULT_CONFIG_FILE, SplitMethod};
 use audience::data::{self, History, HistorySource};
 
 /// Flags that override `audience.toml` (flags win).
@@ -166,31 +166,7 @@ impl ConfigArgs {
 
 /// Loads the configured history (table, labels file, labels, ids).
 pub fn load_history(config: &Config) -> Result<History> {
-    let path = config.data_path()?;
-    let delimiter = config
-        .data
-        .delimiter
-        .as_deref()
-        .map(delimiter_byte)
-        .transpose()?;
-    let source = HistorySource {
-        path,
-        labels_path: config.data.labels_path.as_deref(),
-        delimiter,
-        label: config.label()?,
-        id: config.data.id.as_deref(),
-        positive: config
-            .data
-            .positive
-            .clone()
-            .unwrap_or_else(data::default_positive),
-        negative: config
-            .data
-            .negative
-            .clone()
-            .unwrap_or_else(data::default_negative),
-        categorical: &config.data.categorical,
-    };
+    let source = HistorySource::from_config(config, config.data_path()?)?;
     Ok(data::load_history(&source)?)
 }
 

@@ -175,6 +175,16 @@ impl FeatureSet {
         self.features.iter().map(|f| f.name.as_str()).collect()
     }
 
+    /// The columns to read as text: categorical features with a vocabulary (integer-coded ones
+    /// are read as numbers).
+    pub fn text_columns(&self) -> Vec<String> {
+        self.features
+            .iter()
+            .filter(|f| f.kind == FeatureKind::Categorical && !f.codes)
+            .map(|f| f.name.clone())
+            .collect()
+    }
+
     /// Indexes (in feature order) of the categorical features, for LightGBM's `categorical_feature`.
     pub fn categorical_indexes(&self) -> Vec<usize> {
         self.features

@@ -557,6 +557,39 @@ pub struct HistorySource<'a> {
     pub categorical: &'a [String],
 }
 
+impl<'a> HistorySource<'a> {
+    /// The history `config` describes, read from `path` (and `config.data.labels_path`);
+    /// positive and negative label values default to 1/true/yes/y and 0/false/no/n.
+    pub fn from_config(
+        config: &'a crate::config::Config,
+        path: &'a Path,
+    ) -> Result<HistorySource<'a>> {
+        Ok(HistorySource {
+            path,
+            labels_path: config.data.labels_path.as_deref(),
+            delimiter: config
+                .data
+                .delimiter
+                .as_deref()
+                .map(crate::config::delimiter_byte)
+                .transpose()?,
+            label: config.label()?,
+            id: config.data.id.as_deref(),
+            positive: config
+                .data
+                .positive
+                .clone()
+                .unwrap_or_else(default_positive),
+            negative: config
+                .data
+                .negative
+                .clone()
+                .unwrap_or_else(default_negative),
+            categorical: &config.data.categorical,
+        })
+    }
+}
+
 /// Loads a history: the table (plus a separate labels file), labels checked against the
 /// positive/negative values, ids checked for uniqueness (or `row_id` made).
 pub fn load_history(source: &HistorySource) -> Result<History> {

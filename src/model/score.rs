@@ -16,7 +16,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
 
-use crate::data::encode::{FeatureKind, UnseenCounts};
+use crate::data::encode::UnseenCounts;
 use crate::data::{CsvLayout, Format, LoadOptions, as_strings, clean_datafusion_error, runtime};
 use crate::model::bundle::{Engine, ModelBundle};
 use crate::model::rank::{self, CutCounter, ScoreSpool};
@@ -88,13 +88,7 @@ pub fn score_file(
     output::check_overwrite(output, options.force)?;
     crate::data::check_readable(input)?;
     let id_column = (!bundle.id.generated).then(|| bundle.id.column.clone());
-    let mut text_columns: Vec<String> = bundle
-        .features
-        .features
-        .iter()
-        .filter(|f| f.kind == FeatureKind::Categorical && !f.codes)
-        .map(|f| f.name.clone())
-        .collect();
+    let mut text_columns = bundle.features.text_columns();
     text_columns.extend(id_column.clone());
     text_columns.extend(options.keep_columns.iter().cloned());
     let load = LoadOptions {

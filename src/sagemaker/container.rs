@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::config::{Config, delimiter_byte};
+use crate::config::Config;
 use crate::data::{self, HistorySource, Table};
 use crate::model::bundle::{MANIFEST_FILE, MODEL_FILE, model_txt};
 use crate::model::train::RoundProgress;
@@ -315,29 +315,8 @@ pub struct JobData {
 /// example's x_test/y_test) is the holdout; otherwise the configured split applies.
 pub fn load_job_data(layout: &Layout, config: &Config) -> Result<JobData> {
     let label = config.label()?;
-    let source = HistorySource {
-        path: Path::new(""),
-        labels_path: None,
-        delimiter: config
-            .data
-            .delimiter
-            .as_deref()
-            .map(delimiter_byte)
-            .transpose()?,
-        label,
-        id: config.data.id.as_deref(),
-        positive: config
-            .data
-            .positive
-            .clone()
-            .unwrap_or_else(data::default_positive),
-        negative: config
-            .data
-            .negative
-            .clone()
-            .unwrap_or_else(data::default_negative),
-        categorical: &config.data.categorical,
-    };
+    // Channels hold several files: `path` is unused, the files are loaded below.
+    let source = HistorySource::from_config(config, Path::new(""))?;
     let options = data::history_load_options(&source);
     let labelled = |features: &[PathBuf], labels: &[PathBuf]| -> Result<Table> {
         let table = data::load_tables(features, &options)?;
