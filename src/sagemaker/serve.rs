@@ -58,6 +58,9 @@ impl ServeSettings {
 struct AppState {
     bundle: ModelBundle,
     settings: ServeSettings,
+    /// Payloads scored at once: one per core, so a burst of requests queues instead of crowding
+    /// out the threads that answer /ping.
+    scoring: tokio::sync::Semaphore,
     /// Category code of each value, per categorical feature (None for numeric features).
     codes: Vec<Option<HashMap<String, usize>>>,
 }
@@ -79,9 +82,11 @@ pub fn router(bundle: ModelBundle, settings: ServeSettings) -> Router {
         })
         .collect();
     let limit = settings.max_payload_bytes;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let state = Arc::new(AppState {
         bundle,
         settings,
+        scoring: tokio::sync::Semaphore::new(cores),
         codes,
     });
     Router::new()
@@ -128,6 +133,9 @@ async fn invocations(
             .into_response();
     }
     let output_json = jsonlines(accept);
+    let Ok(_permit) = state.scoring.acquire().await else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    };
     let state_for_work = Arc::clone(&state);
     let work = tokio::task::spawn_blocking(move || {
         score_payload(&state_for_work, &body, input_json, output_json)
