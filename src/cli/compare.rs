@@ -245,8 +245,6 @@ fn judge_existing(
     // A bare model file carries no label or id: those come from the configuration then.
     let bundle = ModelBundle::load(model, config.data.id.as_deref())?;
     let categorical = bundle.features.text_columns();
-    // The configured delimiter belongs to the configured history; the --eval file's is detected.
-    let delimiter = None;
     let (label, positive, negative) = match &bundle.manifest {
         Some(m) => (
             m.label.column.clone(),
@@ -270,7 +268,8 @@ fn judge_existing(
     let source = HistorySource {
         path: eval,
         labels_path: eval_labels,
-        delimiter,
+        // The configured delimiter belongs to the configured history; --eval's is detected.
+        delimiter: None,
         label: &label,
         id: (!bundle.id.generated).then_some(bundle.id.column.as_str()),
         positive,

@@ -163,23 +163,7 @@ pub fn load_table(path: &Path, options: &LoadOptions) -> Result<Table> {
     let ctx = session();
     let schema = table_schema(&ctx, path, options)?;
     let batches = runtime().block_on(async {
-        let df = match Format::of(path) {
-            Format::Csv => {
-                let csv = CsvLayout::sniff(path, options.delimiter)?;
-                let ext = extension_of(path);
-                let read = csv.read_options(&ext).schema(&schema);
-                ctx.read_csv(path_str(path)?, read).await
-            }
-            Format::Parquet => {
-                let ext = extension_of(path);
-                ctx.read_parquet(
-                    path_str(path)?,
-                    ParquetReadOptions::default().file_extension(&ext),
-                )
-                .await
-            }
-        }
-        .map_err(|e| csv_error(path, options.delimiter, &e.to_string()))?;
+        let df = open_frame(&ctx, path, options.delimiter, &schema).await?;
         df.collect()
             .await
             .map_err(|e| csv_error(path, options.delimiter, &e.to_string()))
@@ -193,6 +177,31 @@ pub fn load_table(path: &Path, options: &LoadOptions) -> Result<Table> {
         path: path.to_path_buf(),
         batch,
     })
+}
+
+/// A DataFusion frame over one file, read with `schema` (CSV; Parquet keeps its own types).
+pub async fn open_frame(
+    ctx: &SessionContext,
+    path: &Path,
+    delimiter: Option<u8>,
+    schema: &Schema,
+) -> Result<datafusion::prelude::DataFrame> {
+    let ext = extension_of(path);
+    match Format::of(path) {
+        Format::Csv => {
+            let csv = CsvLayout::sniff(path, delimiter)?;
+            let read = csv.read_options(&ext).schema(schema);
+            ctx.read_csv(path_str(path)?, read).await
+        }
+        Format::Parquet => {
+            ctx.read_parquet(
+                path_str(path)?,
+                ParquetReadOptions::default().file_extension(&ext),
+            )
+            .await
+        }
+    }
+    .map_err(|e| csv_error(path, delimiter, &e.to_string()))
 }
 
 /// The schema `load_table` gives this file: names from the header (without a byte-order mark),

@@ -276,17 +276,12 @@ impl TreeEnsemble {
     }
 
     fn predict_block(&self, rows: &[f64], cols: usize, out: &mut [f64]) {
-        // The C API's dense path drops |x| <= kZeroThreshold (keeping NaN): those read as 0.
-        let mut clean: Vec<f64> = rows
+        // The C API's dense path drops |x| <= kZeroThreshold (keeping NaN): those read as 0
+        // (-0.0 included, so it becomes +0.0 here too).
+        let clean: Vec<f64> = rows
             .iter()
             .map(|&x| if x.abs() <= ZERO_THRESHOLD { 0.0 } else { x })
             .collect();
-        // -0.0 compares like 0.0 everywhere below; normalising it keeps that obvious.
-        for x in &mut clean {
-            if *x == 0.0 {
-                *x = 0.0;
-            }
-        }
         let mut raw = vec![0.0f64; out.len()];
         let rows = out.len();
         for trees in self.trees.chunks(TREE_BLOCK) {

@@ -17,7 +17,7 @@ use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
 
 use crate::data::encode::UnseenCounts;
-use crate::data::{CsvLayout, Format, LoadOptions, as_strings, clean_datafusion_error, runtime};
+use crate::data::{Format, LoadOptions, as_strings, clean_datafusion_error, runtime};
 use crate::model::bundle::{Engine, ModelBundle};
 use crate::model::rank::{self, CutCounter, ScoreSpool};
 use crate::output::{self, AtomicFile};
@@ -124,31 +124,7 @@ pub fn score_file(
     {
         let mut writer = csv::Writer::from_writer(BufWriter::new(staging.as_file()));
         runtime().block_on(async {
-            let ext = input
-                .extension()
-                .and_then(|e| e.to_str())
-                .map(|e| format!(".{e}"))
-                .unwrap_or_default();
-            let df = match Format::of(input) {
-                Format::Csv => {
-                    let csv = CsvLayout::sniff(input, options.delimiter)?;
-                    let read = datafusion::prelude::CsvReadOptions::new()
-                        .has_header(true)
-                        .delimiter(csv.delimiter)
-                        .file_extension(&ext)
-                        .newlines_in_values(true)
-                        .schema(&schema);
-                    ctx.read_csv(input.to_string_lossy().as_ref(), read).await
-                }
-                Format::Parquet => {
-                    ctx.read_parquet(
-                        input.to_string_lossy().as_ref(),
-                        datafusion::prelude::ParquetReadOptions::default().file_extension(&ext),
-                    )
-                    .await
-                }
-            }
-            .map_err(|e| Error::data(input, clean_datafusion_error(&e.to_string())))?;
+            let df = crate::data::open_frame(&ctx, input, options.delimiter, &schema).await?;
             let mut stream = df
                 .execute_stream()
                 .await
