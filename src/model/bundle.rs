@@ -142,20 +142,24 @@ impl ModelBundle {
             .prefix(".audience-model-")
             .tempdir_in(parent)
             .map_err(|e| Error::io(parent, e))?;
-        let model = model_txt(lightgbm_text, &manifest.features);
-        std::fs::write(staged.path().join(MODEL_FILE), model)
-            .map_err(|e| Error::io(staged.path().join(MODEL_FILE), e))?;
-        let mut json = serde_json::to_string_pretty(manifest)
-            .map_err(|e| Error::model(dir, format!("cannot serialise the manifest: {e}")))?;
-        json.push('\n');
-        std::fs::write(staged.path().join(MANIFEST_FILE), json)
-            .map_err(|e| Error::io(staged.path().join(MANIFEST_FILE), e))?;
+        Self::write_into(staged.path(), manifest, lightgbm_text)?;
         let staged = staged.keep();
         let result = output::replace_dir(&staged, dir, force);
         if result.is_err() {
             let _ = std::fs::remove_dir_all(&staged);
         }
         result
+    }
+
+    /// Writes the bundle's two files into the existing directory `dir`, each atomically (the
+    /// SageMaker container writes into /opt/ml/model, which SageMaker owns).
+    pub fn write_into(dir: &Path, manifest: &Manifest, lightgbm_text: &str) -> Result<()> {
+        let model = model_txt(lightgbm_text, &manifest.features);
+        output::write_atomic(&dir.join(MODEL_FILE), model.as_bytes(), true)?;
+        let mut json = serde_json::to_string_pretty(manifest)
+            .map_err(|e| Error::model(dir, format!("cannot serialise the manifest: {e}")))?;
+        json.push('\n');
+        output::write_atomic(&dir.join(MANIFEST_FILE), json.as_bytes(), true)
     }
 
     /// Loads a bundle directory written by `write`, or a bare LightGBM model file (for example

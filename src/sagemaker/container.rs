@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::config::Config;
 use crate::data::{self, HistorySource, Table};
-use crate::model::bundle::{MANIFEST_FILE, MODEL_FILE, model_txt};
+use crate::model::bundle::ModelBundle;
 use crate::model::train::RoundProgress;
 use crate::model::{self, TrainingRun};
 use crate::split::{self, Split};
@@ -431,16 +431,10 @@ pub fn train_job(
     Ok(run)
 }
 
-/// Writes the bundle's files into an existing directory (SageMaker owns /opt/ml/model itself),
-/// each file atomically.
+/// Writes the bundle's files into an existing directory (SageMaker owns /opt/ml/model itself).
 pub fn write_bundle_into(dir: &Path, run: &TrainingRun) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let model = model_txt(&run.model_text, &run.manifest.features);
-    crate::output::write_atomic(&dir.join(MODEL_FILE), model.as_bytes(), true)?;
-    let mut json = serde_json::to_string_pretty(&run.manifest)
-        .map_err(|e| Error::model(dir, format!("cannot serialise the manifest: {e}")))?;
-    json.push('\n');
-    crate::output::write_atomic(&dir.join(MANIFEST_FILE), json.as_bytes(), true)
+    ModelBundle::write_into(dir, &run.manifest, &run.model_text)
 }
 
 /// The MetricDefinitions that match the lines `train_job` logs (Name, Regex).
