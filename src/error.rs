@@ -30,6 +30,10 @@ pub enum Error {
     #[error("{0}")]
     Stopped(String),
 
+    /// An AWS call failed (SageMaker or S3): what was being done and AWS's own code and message.
+    #[error("{0}")]
+    Aws(String),
+
     /// An output file exists and `--force` was not given, or cannot be written.
     #[error("{path}: {message}")]
     Output { path: PathBuf, message: String },

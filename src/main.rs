@@ -38,6 +38,9 @@ enum Command {
     #[command(about = cli::synth::ABOUT, long_about = cli::synth::LONG_ABOUT, after_help = cli::synth::EXAMPLES)]
     Synth(cli::synth::SynthArgs),
     #[command(about = cli::container::ABOUT, long_about = cli::container::LONG_ABOUT, after_help = cli::container::EXAMPLES)]
+    #[command(about = cli::sagemaker::ABOUT, long_about = cli::sagemaker::LONG_ABOUT, after_help = cli::sagemaker::EXAMPLES)]
+    Sagemaker(cli::sagemaker::SagemakerArgs),
+    #[command(about = cli::container::ABOUT, long_about = cli::container::LONG_ABOUT, after_help = cli::container::EXAMPLES)]
     Container(cli::container::ContainerArgs),
 }
 
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::Score(args) => cli::score::run(args),
         Command::Compare(args) => cli::compare::run(args),
         Command::Synth(args) => cli::synth::run(args),
+        Command::Sagemaker(args) => cli::sagemaker::run(args),
         Command::Container(args) => cli::container::run(args),
     };
     match result {

@@ -3,6 +3,7 @@
 
 pub mod compare;
 pub mod container;
+pub mod sagemaker;
 pub mod score;
 pub mod synth;
 pub mod train;

@@ -38,6 +38,45 @@ fn as_i32(n: usize, what: &str) -> Result<i32> {
     i32::try_from(n).map_err(|_| Error::LightGbm(format!("too many {what} for LightGBM: {n}")))
 }
 
+/// LightGBM's socket network for data-parallel training (one process per host). It must be up
+/// before the training dataset is built (bin boundaries are agreed over it) and stays up while
+/// the booster trains; dropped, it is torn down.
+pub struct Network {
+    _private: (),
+}
+
+impl Network {
+    /// Joins the network of `machines` (`ip:port,ip:port`, this host among them, listening on
+    /// `local_port`), waiting up to `timeout_minutes` for the others.
+    pub fn init(
+        machines: &str,
+        local_port: u16,
+        timeout_minutes: u32,
+        num_machines: usize,
+    ) -> Result<Network> {
+        let list = c_string(machines)?;
+        // SAFETY: list is a NUL-terminated string LightGBM copies.
+        check(unsafe {
+            sys::LGBM_NetworkInit(
+                list.as_ptr(),
+                i32::from(local_port),
+                as_i32(timeout_minutes as usize, "minutes")?,
+                as_i32(num_machines, "machines")?,
+            )
+        })?;
+        Ok(Network { _private: () })
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        // SAFETY: frees LightGBM's global network state, set up by LGBM_NetworkInit.
+        unsafe {
+            sys::LGBM_NetworkFree();
+        }
+    }
+}
+
 /// A LightGBM dataset built from a dense matrix with its parameters (bins, categorical features).
 /// A validation dataset reads its reference's bin mappers: the booster owns both, so both live
 /// as long as it does.

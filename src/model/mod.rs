@@ -40,7 +40,7 @@ pub fn train_history(
     progress: &mut dyn FnMut(RoundProgress) -> bool,
 ) -> Result<TrainingRun> {
     let split = plan_split(history, config)?;
-    train_on_split(history, config, split, progress)
+    train_on_split(history, config, split, None, progress)
 }
 
 /// Checks what training needs of a history: configured columns exist, both classes occur.
@@ -109,6 +109,7 @@ pub fn train_on_split(
     history: &History,
     config: &Config,
     split: Split,
+    cluster: Option<&train::Cluster>,
     progress: &mut dyn FnMut(RoundProgress) -> bool,
 ) -> Result<TrainingRun> {
     check_trainable(history, config)?;
@@ -149,6 +150,7 @@ pub fn train_on_split(
         Some((&early_x, &early_y)),
         &config.model,
         config.split.seed,
+        cluster,
         progress,
     )?;
     let booster = trained.booster;

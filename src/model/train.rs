@@ -4,8 +4,21 @@ use std::collections::BTreeMap;
 
 use crate::config::{ModelConfig, param_value};
 use crate::data::encode::{FeatureSet, Matrix};
-use crate::model::lgbm::{Booster, Dataset};
+use crate::model::lgbm::{Booster, Dataset, Network};
 use crate::{Error, Result};
+
+/// This host's place in a data-parallel training job: LightGBM's `tree_learner=data` over
+/// `machines`, each host holding every `num_machines`-th fit row (from `rank`). Every host
+/// builds the bins from all fit rows, so they agree with each other and with one-host training.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cluster {
+    /// `ip:port,ip:port`, in host order.
+    pub machines: String,
+    pub local_port: u16,
+    pub num_machines: usize,
+    pub rank: usize,
+    pub timeout_minutes: u32,
+}
 
 /// One boosting round, as reported to a progress display.
 #[derive(Debug, Clone, Copy)]
@@ -103,6 +116,7 @@ pub fn train(
     early: Option<(&Matrix, &[u8])>,
     config: &ModelConfig,
     seed: u64,
+    cluster: Option<&Cluster>,
     progress: &mut dyn FnMut(RoundProgress) -> bool,
 ) -> Result<TrainedModel> {
     if let Some(alias) = ROUND_ALIASES
@@ -113,7 +127,11 @@ pub fn train(
             "model.params.{alias}: set the number of rounds with model.num_rounds (or --num-rounds)"
         )));
     }
-    let parameters = lightgbm_parameters(config, features, seed);
+    let mut parameters = lightgbm_parameters(config, features, seed);
+    if let Some(c) = cluster {
+        parameters.insert("tree_learner".into(), "data".into());
+        parameters.insert("num_machines".into(), c.num_machines.to_string());
+    }
     let params = parameter_string(&parameters)?;
     let names = features.names();
     let (fit_matrix, fit_labels) = fit;
@@ -125,7 +143,39 @@ pub fn train(
         )));
     }
     let to_f32 = |labels: &[u8]| labels.iter().map(|&y| f32::from(y)).collect::<Vec<f32>>();
-    let train_set = Dataset::from_matrix(fit_matrix, &to_f32(fit_labels), &params, &names, None)?;
+    // Data-parallel: the network first (bins are agreed over it), then all fit rows for the
+    // bins, then this host's share of the rows, binned like the whole.
+    let mut network = None;
+    let mut all_rows = None;
+    let train_set = match cluster {
+        None => Dataset::from_matrix(fit_matrix, &to_f32(fit_labels), &params, &names, None)?,
+        Some(c) => {
+            network = Some(Network::init(
+                &c.machines,
+                c.local_port,
+                c.timeout_minutes,
+                c.num_machines,
+            )?);
+            let whole =
+                Dataset::from_matrix(fit_matrix, &to_f32(fit_labels), &params, &names, None)?;
+            let mine: Vec<usize> = (c.rank..fit_matrix.rows).step_by(c.num_machines).collect();
+            let cols = fit_matrix.cols;
+            let mut values = Vec::with_capacity(mine.len() * cols);
+            for &r in &mine {
+                values.extend_from_slice(&fit_matrix.values[r * cols..(r + 1) * cols]);
+            }
+            let shard = Matrix {
+                values,
+                rows: mine.len(),
+                cols,
+            };
+            let labels: Vec<u8> = mine.iter().map(|&r| fit_labels[r]).collect();
+            let set =
+                Dataset::from_matrix(&shard, &to_f32(&labels), &params, &names, Some(&whole))?;
+            all_rows = Some(whole);
+            set
+        }
+    };
 
     let mut early_stopping_note = None;
     let early = match early {
@@ -219,6 +269,8 @@ pub fn train(
     let model_text = booster.model_text(best_iteration)?;
     // Predict with exactly what is saved: the trees after the best round are gone.
     drop(booster);
+    drop(all_rows);
+    drop(network);
     let booster = Booster::from_model_text(&model_text)?;
     Ok(TrainedModel {
         booster,

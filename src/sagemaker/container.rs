@@ -18,7 +18,7 @@ use serde::Deserialize;
 use crate::config::Config;
 use crate::data::{self, HistorySource, Table};
 use crate::model::bundle::ModelBundle;
-use crate::model::train::RoundProgress;
+use crate::model::train::{Cluster, RoundProgress};
 use crate::model::{self, TrainingRun};
 use crate::split::{self, Split};
 use crate::{Error, Result};
@@ -284,6 +284,19 @@ pub fn config_from_hyperparameters(
             "categorical" => config.data.categorical = list(v),
             "delimiter" => config.data.delimiter = Some(v.into()),
             "table" => config.data.table = v.into(),
+            "split_method" => {
+                config.split.method = match v {
+                    "random" => crate::config::SplitMethod::Random,
+                    "time" => crate::config::SplitMethod::Time,
+                    _ => {
+                        return Err(Error::Config(format!(
+                            "hyperparameter split_method = {v:?}: expected random or time"
+                        )));
+                    }
+                }
+            }
+            "time_column" => config.split.time_column = Some(v.into()),
+            "cutoff" => config.split.cutoff = Some(v.into()),
             "test_fraction" => config.split.test_fraction = number(key, v)?,
             "early_stopping_fraction" => config.split.early_stopping_fraction = number(key, v)?,
             "seed" => config.split.seed = whole(key, v)?.into(),
@@ -292,7 +305,7 @@ pub fn config_from_hyperparameters(
             "learning_rate" => config.model.learning_rate = number(key, v)?,
             "early_stopping_rounds" => config.model.early_stopping_rounds = whole(key, v)?,
             // The original script's other arguments are paths the container knows already.
-            "model_dir" => {}
+            "model_dir" | "distributed_port" => {}
             _ => {
                 config
                     .model
@@ -397,12 +410,7 @@ pub fn train_job(
     let layout = Layout::detect(opt)?;
     let config = config_from_hyperparameters(&hyperparameters, &layout)?;
     let resources = opt.resource_config()?;
-    if resources.hosts.len() > 1 {
-        return Err(Error::Config(format!(
-            "this job has {} hosts; audience trains on one instance (InstanceCount = 1)",
-            resources.hosts.len()
-        )));
-    }
+    let cluster = cluster_for(&resources, &hyperparameters)?;
     let job = load_job_data(&layout, &config)?;
     log(&format!(
         "audience: {} rows ({} conversions): {} fit, {} early stopping, {} held out",
@@ -412,7 +420,18 @@ pub fn train_job(
         job.split.early_stopping.len(),
         job.split.holdout.len()
     ));
-    let run = model::train_on_split(&job.history, &config, job.split, progress)?;
+    if let Some(c) = &cluster {
+        log(&format!(
+            "audience: data-parallel training, host {} of {} ({}), {} fit rows on this host",
+            c.rank + 1,
+            c.num_machines,
+            resources.current_host,
+            (c.rank..job.split.fit.len())
+                .step_by(c.num_machines)
+                .count()
+        ));
+    }
+    let run = model::train_on_split(&job.history, &config, job.split, cluster.as_ref(), progress)?;
     let metrics = &run.manifest.metrics;
     let mut line = |name: &str, value: Option<f64>| match value {
         Some(v) => log(&format!("{name}: {v:.6}")),
@@ -427,8 +446,74 @@ pub fn train_job(
         line("validation-auc", h.auc);
         line("validation-logloss", h.log_loss);
     }
-    write_bundle_into(&opt.model_dir(), &run)?;
+    // SageMaker merges every host's /opt/ml/model: the first host writes the (identical) model.
+    if cluster.as_ref().is_none_or(|c| c.rank == 0) {
+        write_bundle_into(&opt.model_dir(), &run)?;
+    }
     Ok(run)
+}
+
+/// The port LightGBM's hosts listen on for each other, unless `distributed_port` says otherwise.
+pub const DEFAULT_DISTRIBUTED_PORT: u16 = 12400;
+
+/// This host's place among the job's hosts, for more than one. Hosts are found by name through
+/// DNS (SageMaker's algo-1, algo-2, ...), or from AUDIENCE_HOST_ADDRESSES
+/// (`algo-1=127.0.0.1:40001,...`), which the local backend sets since its hosts share loopback.
+pub fn cluster_for(
+    resources: &ResourceConfig,
+    hyperparameters: &BTreeMap<String, String>,
+) -> Result<Option<Cluster>> {
+    use std::net::ToSocketAddrs;
+    if resources.hosts.len() < 2 {
+        return Ok(None);
+    }
+    let rank = resources
+        .hosts
+        .iter()
+        .position(|h| *h == resources.current_host)
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "resourceconfig.json: current_host {:?} is not among hosts {:?}",
+                resources.current_host, resources.hosts
+            ))
+        })?;
+    let port = match hyperparameters.get("distributed_port") {
+        Some(p) => p.parse::<u16>().map_err(|_| {
+            Error::Config(format!(
+                "hyperparameter distributed_port = {p:?} is not a port"
+            ))
+        })?,
+        None => DEFAULT_DISTRIBUTED_PORT,
+    };
+    let mapped = match std::env::var(crate::sagemaker::local::HOST_ADDRESSES_ENV) {
+        Ok(text) => crate::sagemaker::local::host_addresses(&text)?,
+        Err(_) => BTreeMap::new(),
+    };
+    let mut addresses = Vec::with_capacity(resources.hosts.len());
+    for host in &resources.hosts {
+        let address = match mapped.get(host) {
+            Some(a) => *a,
+            None => (host.as_str(), port)
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut a| a.find(|a| a.is_ipv4()))
+                .ok_or_else(|| {
+                    Error::Config(format!("cannot resolve the address of host {host:?}"))
+                })?,
+        };
+        addresses.push(address);
+    }
+    Ok(Some(Cluster {
+        machines: addresses
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+        local_port: addresses[rank].port(),
+        num_machines: addresses.len(),
+        rank,
+        timeout_minutes: 5,
+    }))
 }
 
 /// Writes the bundle's files into an existing directory (SageMaker owns /opt/ml/model itself).

@@ -21,6 +21,7 @@ use axum::routing::{get, post};
 
 use crate::data::encode::{FeatureKind, Matrix};
 use crate::model::bundle::{Engine, ModelBundle};
+use crate::sagemaker::dataprocessing::LineSplitter;
 
 /// SageMaker's default MaxPayloadInMB.
 pub const DEFAULT_MAX_PAYLOAD_MB: usize = 6;
@@ -211,13 +212,14 @@ fn score_payload(
     }
     let features = &state.bundle.features.features;
     let mut order: Option<Vec<usize>> = None; // column -> feature, from a header line
+    let mut splitter = LineSplitter::default();
     let mut parsed = Vec::with_capacity(lines.len());
     for (i, line) in lines.iter().enumerate() {
         let record = i + 1;
         let p = if input_json {
             parse_json_record(state, line, record)?
         } else {
-            parse_csv_record(state, line, record, &mut order)?
+            parse_csv_record(state, line, record, &mut order, &mut splitter)?
         };
         parsed.push(p);
     }
@@ -266,17 +268,14 @@ fn parse_csv_record(
     line: &str,
     record: usize,
     order: &mut Option<Vec<usize>>,
+    splitter: &mut LineSplitter,
 ) -> Result<Parsed, BadRecord> {
     let features = &state.bundle.features.features;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .from_reader(line.as_bytes());
-    let mut fields = csv::StringRecord::new();
-    let read = reader.read_record(&mut fields).map_err(|e| BadRecord {
+    let fields = splitter.split(line).map_err(|e| BadRecord {
         record,
         message: format!("cannot read the CSV record: {e}"),
     })?;
-    if !read || line.trim().is_empty() {
+    if line.trim().is_empty() {
         return Err(BadRecord {
             record,
             message: "empty record".into(),
@@ -284,7 +283,7 @@ fn parse_csv_record(
     }
     // A first line naming every feature is a header: it sets the column order.
     if record == 1 {
-        let names: Vec<&str> = fields.iter().map(str::trim).collect();
+        let names: Vec<&str> = fields.iter().map(|f| f.trim()).collect();
         if features.iter().all(|f| names.contains(&f.name.as_str())) {
             let mapping = names
                 .iter()
