@@ -138,11 +138,17 @@ fn train() -> Result<()> {
             for note in &run.notes {
                 eprintln!("note: {note}");
             }
-            println!(
-                "audience: model bundle written to {} ({} trees)",
-                opt.model_dir().display(),
-                run.manifest.best_iteration
-            );
+            if opt
+                .model_dir()
+                .join(audience::model::bundle::MANIFEST_FILE)
+                .exists()
+            {
+                println!(
+                    "audience: model bundle written to {} ({} trees)",
+                    opt.model_dir().display(),
+                    run.manifest.best_iteration
+                );
+            }
             Ok(())
         }
         Err(error) => {

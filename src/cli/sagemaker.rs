@@ -120,9 +120,9 @@ pub struct SagemakerArgs {
 #[derive(Debug, Subcommand)]
 pub enum SagemakerCommand {
     /// Train as a SageMaker training job and unpack the model bundle
-    Train(TrainJobArgs),
+    Train(Box<TrainJobArgs>),
     /// Score candidates as a SageMaker batch-transform job
-    Transform(TransformJobArgs),
+    Transform(Box<TransformJobArgs>),
     /// Show a job's status (and failure reason)
     Status(StatusArgs),
 }
@@ -230,12 +230,13 @@ pub struct StatusArgs {
 
 pub fn run(args: SagemakerArgs) -> Result<()> {
     match args.command {
-        SagemakerCommand::Train(a) => train(a),
-        SagemakerCommand::Transform(a) => transform(a),
+        SagemakerCommand::Train(a) => train(*a),
+        SagemakerCommand::Transform(a) => transform(*a),
         SagemakerCommand::Status(a) => status(a),
     }
 }
 
+#[cfg(feature = "sagemaker")]
 fn elapsed(d: Duration) -> String {
     let s = d.as_secs();
     format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)

@@ -75,12 +75,38 @@ impl std::fmt::Display for S3Uri {
 }
 
 /// Turns an SDK error into one line that says what failed and what to check.
-fn aws_error<E, R>(what: &str, err: aws_sdk_sagemaker::error::SdkError<E, R>) -> Error
+fn aws_error<E>(
+    what: &str,
+    err: aws_sdk_sagemaker::error::SdkError<E, aws_sdk_sagemaker::config::http::HttpResponse>,
+) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     use aws_sdk_sagemaker::error::SdkError;
+    // A refusal is a refusal whatever its body: some compatible servers answer a JSON-protocol
+    // call with an XML error the SDK cannot parse.
+    if let Some(raw) = err.raw_response()
+        && matches!(raw.status().as_u16(), 401 | 403)
+        && !matches!(err, SdkError::ServiceError(_))
+    {
+        let body = raw
+            .body()
+            .bytes()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
+        let tag = |name: &str| {
+            body.split(&format!("<{name}>"))
+                .nth(1)
+                .and_then(|rest| rest.split(&format!("</{name}>")).next())
+                .map(str::to_string)
+        };
+        let code = tag("Code").unwrap_or_else(|| format!("HTTP {}", raw.status().as_u16()));
+        let text = tag("Message").unwrap_or_default();
+        return Error::Aws(format!(
+            "{what}: access denied ({code}): {text} (check the AWS credentials, profile and \
+             the role's permissions)"
+        ));
+    }
     let message = match &err {
         SdkError::ServiceError(service) => {
             let e = service.err();

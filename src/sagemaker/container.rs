@@ -449,6 +449,8 @@ pub fn train_job(
     // SageMaker merges every host's /opt/ml/model: the first host writes the (identical) model.
     if cluster.as_ref().is_none_or(|c| c.rank == 0) {
         write_bundle_into(&opt.model_dir(), &run)?;
+    } else {
+        log("audience: the first host writes the model");
     }
     Ok(run)
 }

@@ -393,7 +393,7 @@ pub fn stage_candidates(
         ));
     }
     let layout = crate::data::CsvLayout::sniff(input, delimiter)?;
-    let add_row_id = bundle.id.generated && !layout.header.iter().any(|h| *h == bundle.id.column);
+    let add_row_id = bundle.id.generated && !layout.header.contains(&bundle.id.column);
     let file = std::fs::File::open(input).map_err(|e| Error::io(input, e))?;
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(layout.delimiter)

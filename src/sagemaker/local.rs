@@ -143,7 +143,12 @@ pub fn train(job: &TrainingJob, root: &Path, exe: &Path, log: LogSink) -> Result
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         if let Some(a) = &addresses {
-            command.env(HOST_ADDRESSES_ENV, a);
+            // The hosts share this machine's cores: OpenMP threads that outnumber them spin
+            // against each other at every collective step.
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            command
+                .env(HOST_ADDRESSES_ENV, a)
+                .env("OMP_NUM_THREADS", (cores / hosts.len()).max(1).to_string());
         }
         let child = command.spawn().map_err(|e| Error::io(exe, e))?;
         children.push((host.clone(), child));

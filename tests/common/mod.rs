@@ -99,3 +99,105 @@ pub fn run_python(script: &str, args: &[&str]) -> String {
 pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
+
+/// tests/python/sagemaker_emulator.py: moto_server on a free loopback port whose SageMaker jobs
+/// run the real container (this build's binary). Stopped when dropped.
+pub struct Emulator {
+    child: std::process::Child,
+    pub port: u16,
+    pub work: tempfile::TempDir,
+}
+
+impl Emulator {
+    pub fn start(enforce_auth: bool) -> Emulator {
+        use std::io::BufRead;
+        let work = tempfile::tempdir().unwrap();
+        let bin = assert_cmd::cargo::cargo_bin("audience");
+        let mut command = python();
+        command
+            .arg(repo().join("tests/python/sagemaker_emulator.py"))
+            .arg("--audience")
+            .arg(&bin)
+            .arg("--work")
+            .arg(work.path())
+            .env("OMP_WAIT_POLICY", "PASSIVE")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
+        if enforce_auth {
+            command.arg("--enforce-auth");
+        }
+        let mut child = command.spawn().expect("the emulator starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the emulator prints its port");
+        let port = line
+            .trim()
+            .strip_prefix("PORT ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| {
+                panic!("the emulator did not start (is moto[server] installed?): {line:?}")
+            });
+        Emulator { child, port, work }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A Create* request as the emulator received it.
+    pub fn request(&self, operation: &str, name: &str) -> serde_json::Value {
+        read_json(
+            &self
+                .work
+                .path()
+                .join("requests")
+                .join(format!("{operation}-{name}.json")),
+        )
+    }
+
+    /// `audience` with credentials and region for this endpoint.
+    pub fn audience(&self, dir: &Path) -> assert_cmd::Command {
+        let mut cmd = audience(dir);
+        cmd.env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", self.url())
+            .env_remove("AWS_PROFILE")
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        cmd
+    }
+
+    /// Runs Python boto3 against the emulator (for setting up buckets and reading objects).
+    pub fn boto3(&self, code: &str) -> String {
+        let script = format!(
+            "import boto3\ns3 = boto3.client('s3', endpoint_url='{}', region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing')\n{code}",
+            self.url()
+        );
+        let output = python().args(["-c", &script]).output().unwrap();
+        assert!(
+            output.status.success(),
+            "boto3 failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        // Closing stdin ends it; kill in case it is stuck.
+        drop(self.child.stdin.take());
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
