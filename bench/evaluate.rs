@@ -42,8 +42,17 @@ fn main() {
     .expect("data loads");
     let (matrix, _) = bundle.features.encode(&table.batch, None).expect("encodes");
     let threads = rayon::current_num_threads();
-    let (native_1, a) = best_of(repeats, || bundle.ensemble.predict_serial(&matrix));
-    let (native_all, b) = best_of(repeats, || bundle.ensemble.predict(&matrix));
+    let compile_started = std::time::Instant::now();
+    let compiled = bundle.ensemble.compile().expect("the trees compile");
+    let compile_s = compile_started.elapsed().as_secs_f64();
+    let (native_1, a) = best_of(repeats, || {
+        bundle.ensemble.predict_serial(&matrix, Some(&compiled))
+    });
+    let (native_all, b) = best_of(repeats, || {
+        bundle.ensemble.predict_using(&matrix, Some(&compiled))
+    });
+    let (walk_1, w1) = best_of(repeats, || bundle.ensemble.predict_serial(&matrix, None));
+    let (walk_all, w2) = best_of(repeats, || bundle.ensemble.predict(&matrix));
     let (lightgbm_1, c) = best_of(repeats, || {
         bundle
             .booster
@@ -56,7 +65,7 @@ fn main() {
             .predict_with_threads(&matrix, Some(threads))
             .expect("predicts")
     });
-    let max_diff = [&b, &c, &d]
+    let max_diff = [&b, &c, &d, &w1, &w2]
         .iter()
         .flat_map(|o| o.iter().zip(&a).map(|(x, y)| (x - y).abs()))
         .fold(0.0f64, f64::max);
@@ -68,6 +77,9 @@ fn main() {
             "threads": threads,
             "native_1_thread_s": native_1,
             "native_all_threads_s": native_all,
+            "native_compile_s": compile_s,
+            "walk_1_thread_s": walk_1,
+            "walk_all_threads_s": walk_all,
             "lightgbm_1_thread_s": lightgbm_1,
             "lightgbm_all_threads_s": lightgbm_all,
             "max_abs_diff": max_diff,

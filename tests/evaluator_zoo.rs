@@ -42,34 +42,40 @@ fn native_evaluator_matches_lightgbm_on_a_zoo_of_python_models() {
         } else {
             "rows.csv"
         };
-        audience(dir)
-            .args([
-                "score",
-                "-q",
-                "--force",
-                "--out",
-                "scores.csv",
-                "--data",
-                rows,
-                "--model",
-            ])
-            .arg(dir.join("models").join(format!("{name}.txt")))
-            .assert()
-            .success();
-        let ours = read_scores(&dir.join("scores.csv"));
         let expected: Vec<f64> =
             std::fs::read_to_string(dir.join("expected").join(format!("{name}.txt")))
                 .unwrap()
                 .lines()
                 .map(|l| l.parse().unwrap())
                 .collect();
-        assert_eq!(ours.len(), 100_000);
-        let diff = max_difference(&ours, &expected);
-        report.push(format!("{name}: {diff:e}"));
-        assert!(
-            diff <= 1e-12,
-            "{name}: largest difference to LightGBM {diff:e}"
-        );
+        // Both of audience's evaluators: the trees compiled to machine code (the default) and
+        // the node-array walker.
+        for engine in ["native", "walk"] {
+            audience(dir)
+                .args([
+                    "score",
+                    "-q",
+                    "--force",
+                    "--out",
+                    "scores.csv",
+                    "--data",
+                    rows,
+                    "--engine",
+                    engine,
+                    "--model",
+                ])
+                .arg(dir.join("models").join(format!("{name}.txt")))
+                .assert()
+                .success();
+            let ours = read_scores(&dir.join("scores.csv"));
+            assert_eq!(ours.len(), 100_000);
+            let diff = max_difference(&ours, &expected);
+            report.push(format!("{name} ({engine}): {diff:e}"));
+            assert!(
+                diff <= 1e-12,
+                "{name} ({engine}): largest difference to LightGBM {diff:e}"
+            );
+        }
     }
     eprintln!(
         "largest |audience - LightGBM| per model:\n{}",

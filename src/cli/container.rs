@@ -79,6 +79,8 @@ fn serve(host: &str, port: Option<u16>) -> Result<()> {
     let model = opt.model_dir();
     let bundle = audience::model::bundle::ModelBundle::load(&model, None)
         .with_context(|| format!("loading the model from {}", model.display()))?;
+    // Compile the trees before answering /ping, so no request pays for it.
+    bundle.compiled();
     let settings = ServeSettings::from_env();
     let app = router(bundle, settings.clone());
     audience::data::runtime().block_on(async move {

@@ -156,7 +156,8 @@ pub struct TrainJobArgs {
     /// Stop the job after this many seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
     pub max_runtime: u64,
-    /// Return once the job is created (then: audience sagemaker status NAME)
+    /// Return once the job is created (then: audience sagemaker status NAME); AWS only, local
+    /// jobs run to the end
     #[arg(long)]
     pub no_wait: bool,
     /// Model bundle directory to write
@@ -203,7 +204,7 @@ pub struct TransformJobArgs {
     /// Requests in flight per instance
     #[arg(long, default_value_t = 1)]
     pub max_concurrent: u32,
-    /// Return once the job is created
+    /// Return once the job is created (AWS only; local jobs run to the end)
     #[arg(long)]
     pub no_wait: bool,
     /// Replace an existing output file

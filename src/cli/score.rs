@@ -30,7 +30,9 @@ matched by name, categories mapped through its pandas_categorical line when pres
 does), otherwise categorical columns are read as LightGBM's integer codes.
 
 Scores come from audience's own evaluator, exact to LightGBM's prediction (tested to 1e-12 on a
-zoo of models); --engine lightgbm uses LightGBM's C API instead.";
+zoo of models), with the trees compiled to machine code when the model loads (about 0.6 s for 500
+trees); --engine walk walks the node arrays instead (no compile step, for small inputs), and
+--engine lightgbm uses LightGBM's C API.";
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -42,7 +44,11 @@ Examples:
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum EngineArg {
+    /// audience's evaluator, the trees compiled to machine code at load
     Native,
+    /// audience's evaluator walking the node arrays (no compile step)
+    Walk,
+    /// LightGBM's C API
     Lightgbm,
 }
 
@@ -120,6 +126,7 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         batch_rows: args.batch_rows,
         engine: match args.engine {
             EngineArg::Native => Engine::Native,
+            EngineArg::Walk => Engine::Walk,
             EngineArg::Lightgbm => Engine::LightGbm,
         },
     };

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::SplitConfig;
 use crate::data::encode::{Feature, FeatureKind, FeatureSet, Matrix, SkippedColumn};
-use crate::model::ensemble::TreeEnsemble;
+use crate::model::ensemble::{CompiledTrees, TreeEnsemble};
 use crate::model::lgbm::Booster;
 use crate::output;
 use crate::{Error, Result};
@@ -111,9 +111,11 @@ pub struct Manifest {
 /// Which evaluator scores rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Engine {
-    /// audience's own evaluator (exact; fastest).
+    /// audience's own evaluator, the trees compiled to machine code at first use (exact; fastest).
     #[default]
     Native,
+    /// audience's own evaluator walking the trees' node arrays (exact; no compile step).
+    Walk,
     /// LightGBM's C API.
     LightGbm,
 }
@@ -129,6 +131,9 @@ pub struct ModelBundle {
     pub model_text: String,
     pub ensemble: TreeEnsemble,
     pub booster: Booster,
+    /// The trees as machine code, compiled at first use (None inside: the machine has no code
+    /// generator, and the walker serves).
+    compiled: std::sync::OnceLock<Option<CompiledTrees>>,
 }
 
 impl ModelBundle {
@@ -209,7 +214,23 @@ impl ModelBundle {
             model_text,
             ensemble,
             booster,
+            compiled: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The compiled trees, compiling them on first use.
+    pub fn compiled(&self) -> Option<&CompiledTrees> {
+        self.compiled
+            .get_or_init(|| match self.ensemble.compile() {
+                Ok(code) => Some(code),
+                Err(e) => {
+                    eprintln!(
+                        "note: the trees cannot be compiled here ({e}); walking them instead"
+                    );
+                    None
+                }
+            })
+            .as_ref()
     }
 
     fn load_bare(path: &Path, id: Option<&str>) -> Result<ModelBundle> {
@@ -288,13 +309,15 @@ impl ModelBundle {
             model_text,
             ensemble,
             booster,
+            compiled: std::sync::OnceLock::new(),
         })
     }
 
     /// Probabilities for an encoded matrix with the chosen evaluator.
     pub fn predict(&self, matrix: &Matrix, engine: Engine) -> Result<Vec<f64>> {
         match engine {
-            Engine::Native => Ok(self.ensemble.predict(matrix)),
+            Engine::Native => Ok(self.ensemble.predict_using(matrix, self.compiled())),
+            Engine::Walk => Ok(self.ensemble.predict(matrix)),
             Engine::LightGbm => self.booster.predict(matrix),
         }
     }
