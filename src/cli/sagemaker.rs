@@ -243,6 +243,15 @@ fn elapsed(d: Duration) -> String {
     format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
 }
 
+/// The error for a job that ended without its result: its kind, name, final status and reason.
+fn job_ended(kind: &str, name: &str, status: &str, reason: Option<&str>) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{kind} job {name} {}: {}",
+        status.to_lowercase(),
+        reason.unwrap_or("no reason given")
+    )
+}
+
 fn this_exe() -> Result<PathBuf> {
     std::env::current_exe().context("cannot find the audience executable to run as the container")
 }
@@ -315,15 +324,12 @@ fn train_local(job: &TrainingJob, args: &TrainJobArgs) -> Result<()> {
             );
             Ok(())
         }
-        None => bail!(
-            "training job {} {}: {}",
-            job.name,
-            record.status.to_lowercase(),
-            record
-                .failure_reason
-                .as_deref()
-                .unwrap_or("no reason given")
-        ),
+        None => Err(job_ended(
+            "training",
+            &job.name,
+            &record.status,
+            record.failure_reason.as_deref(),
+        )),
     }
 }
 
@@ -385,15 +391,12 @@ fn train_aws(job: &TrainingJob, args: &TrainJobArgs) -> Result<()> {
         eprintln!("[{}] {} ({})", elapsed(t), s.status, s.secondary);
     })?;
     if status.status != "Completed" {
-        bail!(
-            "training job {} {}: {}",
-            job.name,
-            status.status.to_lowercase(),
-            status
-                .failure_reason
-                .as_deref()
-                .unwrap_or("no reason given")
-        );
+        return Err(job_ended(
+            "training",
+            &job.name,
+            &status.status,
+            status.failure_reason.as_deref(),
+        ));
     }
     let artifacts = status
         .model_artifacts
@@ -565,15 +568,14 @@ fn transform_local(
         }
     }
     if outcome.record.status != "Completed" {
-        bail!(
-            "transform job {} failed: {}",
-            job.name,
-            outcome
-                .record
-                .failure_reason
-                .as_deref()
-                .unwrap_or("no reason given")
-        );
+        // A local transform job ends Completed or Failed.
+        let r = &outcome.record;
+        return Err(job_ended(
+            "transform",
+            &job.name,
+            &r.status,
+            r.failure_reason.as_deref(),
+        ));
     }
     let parts: Vec<PathBuf> = outcome
         .files
@@ -626,15 +628,12 @@ fn transform_aws(
         eprintln!("[{}] {}", elapsed(t), s.status);
     })?;
     if status.status != "Completed" {
-        bail!(
-            "transform job {} {}: {}",
-            job.name,
-            status.status.to_lowercase(),
-            status
-                .failure_reason
-                .as_deref()
-                .unwrap_or("no reason given")
-        );
+        return Err(job_ended(
+            "transform",
+            &job.name,
+            &status.status,
+            status.failure_reason.as_deref(),
+        ));
     }
     // One <file>.out per input file, in the input files' order.
     let listed = aws.list(&output)?;

@@ -162,6 +162,47 @@ fn is_missing<E: ProvideErrorMetadata, R>(err: &aws_sdk_sagemaker::error::SdkErr
     })
 }
 
+/// A Describe call's error: an unknown job is named as such, anything else as `aws_error` says.
+fn describe_error<E>(
+    kind: &str,
+    name: &str,
+    err: aws_sdk_sagemaker::error::SdkError<E, aws_sdk_sagemaker::config::http::HttpResponse>,
+) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    if is_missing(&err) {
+        Error::Aws(format!("no {kind} job named {name:?}"))
+    } else {
+        aws_error(&format!("describing {kind} job {name}"), err)
+    }
+}
+
+/// Polls `describe` every `interval` until the job ends; `on_change` hears each new `key` of the
+/// status and the time since waiting began.
+fn poll_until_finished<S, K: PartialEq>(
+    interval: Duration,
+    mut describe: impl FnMut() -> Result<S>,
+    key: impl Fn(&S) -> K,
+    finished: impl Fn(&S) -> bool,
+    on_change: &mut dyn FnMut(&S, Duration),
+) -> Result<S> {
+    let started = Instant::now();
+    let mut last: Option<K> = None;
+    loop {
+        let status = describe()?;
+        let now = key(&status);
+        if last.as_ref() != Some(&now) {
+            on_change(&status, started.elapsed());
+            last = Some(now);
+        }
+        if finished(&status) {
+            return Ok(status);
+        }
+        std::thread::sleep(interval);
+    }
+}
+
 /// A training job as DescribeTrainingJob reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainingStatus {
@@ -430,13 +471,7 @@ impl Aws {
                 .training_job_name(name)
                 .send()
                 .await
-                .map_err(|e| {
-                    if is_missing(&e) {
-                        Error::Aws(format!("no training job named {name:?}"))
-                    } else {
-                        aws_error(&format!("describing training job {name}"), e)
-                    }
-                })?;
+                .map_err(|e| describe_error("training", name, e))?;
             Ok(TrainingStatus {
                 status: d
                     .training_job_status()
@@ -479,20 +514,13 @@ impl Aws {
         interval: Duration,
         on_change: &mut dyn FnMut(&TrainingStatus, Duration),
     ) -> Result<TrainingStatus> {
-        let started = Instant::now();
-        let mut last: Option<(String, String)> = None;
-        loop {
-            let status = self.describe_training_job(name)?;
-            let key = (status.status.clone(), status.secondary.clone());
-            if last.as_ref() != Some(&key) {
-                on_change(&status, started.elapsed());
-                last = Some(key);
-            }
-            if status.finished() {
-                return Ok(status);
-            }
-            std::thread::sleep(interval);
-        }
+        poll_until_finished(
+            interval,
+            || self.describe_training_job(name),
+            |s| (s.status.clone(), s.secondary.clone()),
+            TrainingStatus::finished,
+            on_change,
+        )
     }
 
     /// CreateModel: our image serving the model.tar.gz at `model_data`.
@@ -590,13 +618,7 @@ impl Aws {
                 .transform_job_name(name)
                 .send()
                 .await
-                .map_err(|e| {
-                    if is_missing(&e) {
-                        Error::Aws(format!("no transform job named {name:?}"))
-                    } else {
-                        aws_error(&format!("describing transform job {name}"), e)
-                    }
-                })?;
+                .map_err(|e| describe_error("transform", name, e))?;
             Ok(TransformStatus {
                 status: d
                     .transform_job_status()
@@ -629,19 +651,13 @@ impl Aws {
         interval: Duration,
         on_change: &mut dyn FnMut(&TransformStatus, Duration),
     ) -> Result<TransformStatus> {
-        let started = Instant::now();
-        let mut last: Option<String> = None;
-        loop {
-            let status = self.describe_transform_job(name)?;
-            if last.as_deref() != Some(status.status.as_str()) {
-                on_change(&status, started.elapsed());
-                last = Some(status.status.clone());
-            }
-            if status.finished() {
-                return Ok(status);
-            }
-            std::thread::sleep(interval);
-        }
+        poll_until_finished(
+            interval,
+            || self.describe_transform_job(name),
+            |s| s.status.clone(),
+            TransformStatus::finished,
+            on_change,
+        )
     }
 }
 

@@ -65,6 +65,22 @@ impl LocalJobRecord {
         serde_json::from_str(&text).map_err(|e| Error::data(&path, e.to_string()))
     }
 
+    /// The record of a job that starts now (InProgress), saved.
+    fn begin(root: &Path, name: &str, kind: &str) -> Result<LocalJobRecord> {
+        let record = LocalJobRecord {
+            name: name.to_string(),
+            kind: kind.to_string(),
+            status: "InProgress".into(),
+            failure_reason: None,
+            artifacts: None,
+            created: now_text(),
+            ended: None,
+            seconds: 0.0,
+        };
+        record.save(root)?;
+        Ok(record)
+    }
+
     fn save(&self, root: &Path) -> Result<()> {
         let path = root.join(&self.name).join("job.json");
         let text =
@@ -105,19 +121,8 @@ pub type LogSink<'a> = &'a mut dyn FnMut(&str, &str);
 /// Runs a training job: one `audience container train` child per host.
 pub fn train(job: &TrainingJob, root: &Path, exe: &Path, log: LogSink) -> Result<LocalTraining> {
     let started = Instant::now();
-    let created = now_text();
     let job_dir = new_job_dir(root, &job.name)?;
-    let mut record = LocalJobRecord {
-        name: job.name.clone(),
-        kind: "training".into(),
-        status: "InProgress".into(),
-        failure_reason: None,
-        artifacts: None,
-        created,
-        ended: None,
-        seconds: 0.0,
-    };
-    record.save(root)?;
+    let mut record = LocalJobRecord::begin(root, &job.name, "training")?;
     let hosts: Vec<String> = (1..=job.instance_count.max(1))
         .map(|i| format!("algo-{i}"))
         .collect();
@@ -579,17 +584,7 @@ pub fn transform(
 ) -> Result<LocalTransform> {
     let started = Instant::now();
     let job_dir = new_job_dir(root, &job.name)?;
-    let mut record = LocalJobRecord {
-        name: job.name.clone(),
-        kind: "transform".into(),
-        status: "InProgress".into(),
-        failure_reason: None,
-        artifacts: None,
-        created: now_text(),
-        ended: None,
-        seconds: 0.0,
-    };
-    record.save(root)?;
+    let mut record = LocalJobRecord::begin(root, &job.name, "transform")?;
     let opt = job_dir.join("opt_ml");
     archive::unpack(model_archive, &opt.join("model"))?;
     let output_dir = job_dir.join("output");
