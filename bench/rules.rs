@@ -26,9 +26,10 @@ fn main() {
         },
     )
     .expect("data loads");
+    let table_s = start.elapsed().as_secs_f64();
     let ids = read_ids(&table, id).expect("unique ids");
-    let loaded = start.elapsed().as_secs_f64();
     let runner = RuleRunner::new(&table, "history", id, &ids).expect("registers");
+    let loaded = start.elapsed().as_secs_f64();
     let mut sizes = Vec::new();
     let rules_start = Instant::now();
     for rule in rules {
@@ -41,6 +42,8 @@ fn main() {
         serde_json::json!({
             "rows": table.num_rows(),
             "load_s": loaded,
+            "table_s": table_s,
+            "ids_s": loaded - table_s,
             "rules_s": ran,
             "total_s": loaded + ran,
             "audience_sizes": sizes,

@@ -1,7 +1,7 @@
 //! The team's audience rules: one read-only SELECT per `.sql` file, checked with sqlparser before
 //! anything runs, then run with DataFusion over the evaluation rows.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
-use crate::data::{Table, as_strings, clean_datafusion_error, runtime};
+use crate::data::{IdIndex, Table, clean_datafusion_error, runtime, text_array};
 use crate::{Error, Result};
 
 /// A rule file, read and checked.
@@ -263,33 +263,76 @@ impl Visitor for ReadOnlyChecker {
     }
 }
 
-/// Runs rules over one table with DataFusion.
-pub struct RuleRunner {
+/// Rows per partition of the table rules run over.
+const RULE_PARTITION_ROWS: usize = 1 << 20;
+
+/// Runs rules over one table with DataFusion, on every core.
+pub struct RuleRunner<'a> {
     ctx: SessionContext,
     id_column: String,
-    row_of_id: HashMap<String, usize>,
+    row_of_id: IdIndex<'a>,
 }
 
-impl RuleRunner {
+impl<'a> RuleRunner<'a> {
     /// Registers `table` under `name`; `ids` are its id values row by row.
-    pub fn new(table: &Table, name: &str, id_column: &str, ids: &[String]) -> Result<RuleRunner> {
+    pub fn new(
+        table: &Table,
+        name: &str,
+        id_column: &str,
+        ids: &'a [String],
+    ) -> Result<RuleRunner<'a>> {
+        Self::with_partition_rows(table, name, id_column, ids, RULE_PARTITION_ROWS)
+    }
+
+    fn with_partition_rows(
+        table: &Table,
+        name: &str,
+        id_column: &str,
+        ids: &'a [String],
+        partition_rows: usize,
+    ) -> Result<RuleRunner<'a>> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         // Identifiers are matched as written: analysts copy column names such as `CoffeeHouse`
         // from their file's header, and folding them to lower case would make them unknown.
-        let mut config = datafusion::prelude::SessionConfig::new();
+        let mut config = datafusion::prelude::SessionConfig::new().with_target_partitions(cores);
         config.options_mut().sql_parser.enable_ident_normalization = false;
         let ctx = SessionContext::new_with_config(config);
-        let mem = MemTable::try_new(table.batch.schema(), vec![vec![table.batch.clone()]])
+        // Slices of RULE_PARTITION_ROWS rows (zero-copy), so scans and filters run on every core.
+        // A rule's audience is a set of rows, so the order rows come back in does not matter, and
+        // the slices do not depend on the machine. Tables of up to one slice (every bundled
+        // example) run on one partition as before. On larger ones, a floating-point aggregate a
+        // rule compares against (an AVG over millions of rows) sums its partial sums in the order
+        // the threads finish, so it may differ in its last bit from run to run.
+        let rows = table.batch.num_rows();
+        let step = partition_rows.max(1);
+        let partitions: Vec<Vec<_>> = (0..rows)
+            .step_by(step)
+            .map(|start| vec![table.batch.slice(start, step.min(rows - start))])
+            .collect();
+        let partitions = if partitions.is_empty() {
+            vec![vec![table.batch.clone()]]
+        } else {
+            partitions
+        };
+        let mem = MemTable::try_new(table.batch.schema(), partitions)
             .map_err(|e| Error::data(&table.path, e.to_string()))?;
         ctx.register_table(name, Arc::new(mem))
             .map_err(|e| Error::data(&table.path, e.to_string()))?;
+        let row_of_id = IdIndex::build(ids).map_err(|(first, second)| {
+            Error::data(
+                &table.path,
+                format!(
+                    "duplicate id {:?} (data rows {} and {}): ids must be unique",
+                    ids[second],
+                    first + 1,
+                    second + 1
+                ),
+            )
+        })?;
         Ok(RuleRunner {
             ctx,
             id_column: id_column.to_string(),
-            row_of_id: ids
-                .iter()
-                .enumerate()
-                .map(|(i, id)| (id.clone(), i))
-                .collect(),
+            row_of_id,
         })
     }
 
@@ -309,7 +352,7 @@ impl RuleRunner {
                 .await
                 .map_err(|e| rule_error(&rule.file, 0, 0, clean_datafusion_error(&e.to_string())))
         })?;
-        let mut rows = BTreeSet::new();
+        let mut rows = Vec::new();
         for batch in &batches {
             let schema = batch.schema();
             let index = schema
@@ -328,9 +371,9 @@ impl RuleRunner {
                     )
                 })?;
             let ids =
-                as_strings(batch.column(index)).map_err(|e| rule_error(&rule.file, 0, 0, e))?;
-            for id in ids.into_iter().flatten() {
-                let row = self.row_of_id.get(&id).ok_or_else(|| {
+                text_array(batch.column(index)).map_err(|e| rule_error(&rule.file, 0, 0, e))?;
+            for id in ids.iter().flatten() {
+                let row = self.row_of_id.row(id).ok_or_else(|| {
                     rule_error(
                         &rule.file,
                         0,
@@ -338,9 +381,11 @@ impl RuleRunner {
                         format!("the rule returned id {id:?}, which is not in the table"),
                     )
                 })?;
-                rows.insert(*row);
+                rows.push(row);
             }
         }
+        rows.sort_unstable();
+        rows.dedup();
         if batches.is_empty() {
             // An empty result still has to name the id column; check the plan's schema.
             let df = runtime()
@@ -363,9 +408,7 @@ impl RuleRunner {
                 ));
             }
         }
-        Ok(RuleAudience {
-            rows: rows.into_iter().collect(),
-        })
+        Ok(RuleAudience { rows })
     }
 
     /// A planning error, located at the offending identifier when DataFusion names one.
@@ -411,6 +454,87 @@ fn locate_word(sql: &str, name: &str) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A 1,000-row table: id `c<i>`, spend = i % 97 (+ 0.25), city one of 7.
+    fn spend_table() -> (Table, Vec<String>) {
+        use arrow::array::{Float64Array, RecordBatch, StringArray};
+        use arrow::datatypes::{DataType, Field, Schema};
+        let n = 1000;
+        let ids: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+        let spend: Vec<f64> = (0..n).map(|i| (i % 97) as f64 + 0.25).collect();
+        let city: Vec<String> = (0..n).map(|i| format!("city{}", (i * 13) % 7)).collect();
+        let schema = Schema::new(vec![
+            Field::new("customer_id", DataType::Utf8, true),
+            Field::new("spend", DataType::Float64, true),
+            Field::new("city", DataType::Utf8, true),
+        ]);
+        let batch = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(StringArray::from_iter_values(&ids)),
+                Arc::new(Float64Array::from(spend)),
+                Arc::new(StringArray::from_iter_values(&city)),
+            ],
+        )
+        .unwrap();
+        let table = Table {
+            path: PathBuf::from("t.csv"),
+            batch,
+        };
+        (table, ids)
+    }
+
+    #[test]
+    fn partitioned_tables_give_the_same_audiences() {
+        let (table, ids) = spend_table();
+        let rules = [
+            "SELECT customer_id FROM history WHERE spend > (SELECT AVG(spend) FROM history)",
+            "SELECT * FROM history WHERE city IN (SELECT city FROM history GROUP BY city ORDER BY COUNT(*) DESC, city LIMIT 3)",
+            "SELECT customer_id FROM history ORDER BY spend DESC, customer_id LIMIT 25",
+            "SELECT DISTINCT customer_id FROM history WHERE spend BETWEEN 10 AND 20 UNION ALL SELECT customer_id FROM history WHERE spend < 3",
+        ];
+        let one = RuleRunner::with_partition_rows(&table, "history", "customer_id", &ids, 1 << 20)
+            .unwrap();
+        for partition_rows in [1, 7, 333, 999, 1000] {
+            let many = RuleRunner::with_partition_rows(
+                &table,
+                "history",
+                "customer_id",
+                &ids,
+                partition_rows,
+            )
+            .unwrap();
+            for sql in rules {
+                let rule = Rule {
+                    name: "r".into(),
+                    file: PathBuf::from("r.sql"),
+                    sql: sql.into(),
+                };
+                let expected = one.run(&rule).unwrap();
+                assert!(!expected.rows.is_empty(), "{sql}");
+                assert!(expected.rows.windows(2).all(|w| w[0] < w[1]), "{sql}");
+                assert_eq!(
+                    many.run(&rule).unwrap(),
+                    expected,
+                    "{sql}, {partition_rows} rows per partition"
+                );
+            }
+        }
+        // By hand: the 25 highest spends are the 10 rows with i % 97 == 96, the 10 with 95, and
+        // of the 10 with 94 the first 5 by customer_id as text: c191, c288, c385, c482, c579.
+        let top = one
+            .run(&Rule {
+                name: "r".into(),
+                file: PathBuf::from("r.sql"),
+                sql: rules[2].into(),
+            })
+            .unwrap();
+        assert_eq!(top.rows.len(), 25);
+        let mut expected: Vec<usize> = (0..1000).filter(|i| i % 97 >= 95).collect();
+        expected.extend([191, 288, 385, 482, 579]);
+        expected.sort_unstable();
+        assert_eq!(top.rows, expected);
+    }
 
     fn check(sql: &str) -> std::result::Result<(), String> {
         validate(Path::new("r.sql"), sql, "history").map_err(|e| e.to_string())

@@ -6,6 +6,7 @@
 pub mod encode;
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -162,21 +163,113 @@ pub fn load_table(path: &Path, options: &LoadOptions) -> Result<Table> {
     check_readable(path)?;
     let ctx = session();
     let schema = table_schema(&ctx, path, options)?;
-    let batches = runtime().block_on(async {
-        let df = open_frame(&ctx, path, options.delimiter, &schema).await?;
-        df.collect()
-            .await
-            .map_err(|e| csv_error(path, options.delimiter, &e.to_string()))
-    })?;
+    let batches =
+        match read_csv_in_parallel(path, options.delimiter, &schema, PARALLEL_READ_MIN_BYTES)? {
+            Some(partitions) => partitions.into_iter().flatten().collect(),
+            None => runtime().block_on(async {
+                let df = open_frame(&ctx, path, options.delimiter, &schema).await?;
+                df.collect()
+                    .await
+                    .map_err(|e| csv_error(path, options.delimiter, &e.to_string()))
+            })?,
+        };
     let read_schema = batches.first().map_or(schema.clone(), |b| b.schema());
-    let batch =
-        concat_batches(&read_schema, &batches).map_err(|e| Error::data(path, e.to_string()))?;
+    let batch = concat_columnwise(&read_schema, batches).map_err(|e| Error::data(path, e))?;
     // Parquet keeps its own types: bring them to the same shape as CSV's.
     let batch = conform(path, batch, &schema)?;
     Ok(Table {
         path: path.to_path_buf(),
         batch,
     })
+}
+
+/// CSV files smaller than this are read on one core: splitting them saves less than it costs.
+const PARALLEL_READ_MIN_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Reads a CSV file on every core, in file order, when that is safe: DataFusion cuts the file into
+/// byte ranges, one per partition, each starting at the first line break inside its range, and the
+/// partitions (returned in order) are put back one after the other. A line break inside a quoted field would make a
+/// range start mid-record, so any file holding a quote character is left to the one-partition
+/// reader (`None`), as are small files and files it cannot parse (whose error message the
+/// one-partition reader gives with the right line number).
+fn read_csv_in_parallel(
+    path: &Path,
+    delimiter: Option<u8>,
+    schema: &SchemaRef,
+    min_bytes: u64,
+) -> Result<Option<Vec<Vec<RecordBatch>>>> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let size = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    if Format::of(path) != Format::Csv || cores < 2 || size < min_bytes || holds_quote(path)? {
+        return Ok(None);
+    }
+    let config = datafusion::prelude::SessionConfig::new()
+        .with_repartition_file_scans(true)
+        .with_repartition_file_min_size(usize::try_from(min_bytes / 2).unwrap_or(usize::MAX))
+        .with_target_partitions(cores)
+        .with_batch_size(8192);
+    let ctx = SessionContext::new_with_config(config);
+    let ext = extension_of(path);
+    let csv = CsvLayout::sniff(path, delimiter)?;
+    let read = csv
+        .read_options(&ext)
+        .newlines_in_values(false)
+        .schema(schema);
+    let file = path_str(path)?;
+    let partitions = runtime().block_on(async {
+        let df = ctx.read_csv(file, read).await.ok()?;
+        df.collect_partitioned().await.ok()
+    });
+    Ok(partitions)
+}
+
+/// Whether the file holds a `"` anywhere (read in 1 MiB blocks, searched with memchr).
+fn holds_quote(path: &Path) -> Result<bool> {
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut block = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut block).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            return Ok(false);
+        }
+        if memchr::memchr(b'"', &block[..n]).is_some() {
+            return Ok(true);
+        }
+    }
+}
+
+/// The batches as one, built a column at a time (columns side by side on every core), each
+/// column's pieces freed as soon as it is joined: the peak is the table plus the columns being
+/// joined, not two tables (`concat_batches` holds both).
+fn concat_columnwise(
+    schema: &SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> std::result::Result<RecordBatch, String> {
+    use rayon::prelude::*;
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let mut by_column: Vec<Vec<ArrayRef>> =
+        vec![Vec::with_capacity(batches.len()); schema.fields().len()];
+    for batch in batches {
+        for (pieces, column) in by_column.iter_mut().zip(batch.columns()) {
+            pieces.push(column.clone());
+        }
+    }
+    let columns = by_column
+        .into_par_iter()
+        .zip(schema.fields().par_iter())
+        .map(|(parts, field)| match parts.len() {
+            0 => Ok(arrow::array::new_empty_array(field.data_type())),
+            1 => Ok(parts.into_iter().next().expect("one part")),
+            _ => {
+                let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+                arrow::compute::concat(&refs).map_err(|e| e.to_string())
+            }
+        })
+        .collect::<std::result::Result<Vec<_>, String>>()?;
+    let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
+    RecordBatch::try_new_with_options(schema.clone(), columns, &options).map_err(|e| e.to_string())
 }
 
 /// A DataFusion frame over one file, read with `schema` (CSV; Parquet keeps its own types).
@@ -428,46 +521,104 @@ pub fn default_negative() -> Vec<String> {
 /// Ids as text, checked to be present and unique. The error names both rows of a duplicate.
 pub fn read_ids(table: &Table, id: &str) -> Result<Vec<String>> {
     let column = table.column(id, "id")?;
-    let text = as_strings(column).map_err(|e| Error::data(&table.path, e))?;
-    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(text.len());
-    for (row, value) in text.iter().enumerate() {
-        let Some(value) = value else {
-            return Err(Error::data(
-                &table.path,
-                format!("data row {}: the id {id:?} is missing", row + 1),
-            ));
-        };
-        if let Some(first) = seen.insert(value, row) {
-            return Err(Error::data(
-                &table.path,
-                format!(
-                    "duplicate id {value:?} in column {id:?} (data rows {} and {}): ids must be unique",
-                    first + 1,
-                    row + 1
-                ),
-            ));
-        }
+    let text = text_array(column).map_err(|e| Error::data(&table.path, e))?;
+    if let Some(row) = (0..text.len()).find(|&row| text.is_null(row)) {
+        return Err(Error::data(
+            &table.path,
+            format!("data row {}: the id {id:?} is missing", row + 1),
+        ));
     }
-    Ok(text
-        .iter()
-        .map(|v| v.as_deref().unwrap_or_default().to_string())
-        .collect())
+    let ids: Vec<String> = {
+        use rayon::prelude::*;
+        (0..text.len())
+            .into_par_iter()
+            .map(|row| text.value(row).to_string())
+            .collect()
+    };
+    if let Err((first, second)) = IdIndex::build(&ids) {
+        return Err(Error::data(
+            &table.path,
+            format!(
+                "duplicate id {:?} in column {id:?} (data rows {} and {}): ids must be unique",
+                ids[second],
+                first + 1,
+                second + 1
+            ),
+        ));
+    }
+    Ok(ids)
+}
+
+/// Rows by id: a hash table of row numbers over the ids themselves, 4 bytes a row rather than a
+/// second copy of every id (tens of millions of ids are looked up when rules run).
+pub struct IdIndex<'a> {
+    ids: &'a [String],
+    rows: hashbrown::HashTable<u32>,
+    hasher: hashbrown::DefaultHashBuilder,
+}
+
+impl<'a> IdIndex<'a> {
+    /// The index of `ids`, or the first duplicate as (earlier row, later row).
+    pub fn build(ids: &'a [String]) -> std::result::Result<IdIndex<'a>, (usize, usize)> {
+        assert!(
+            u32::try_from(ids.len()).is_ok(),
+            "more than 4 billion rows in one table"
+        );
+        use rayon::prelude::*;
+        let hasher = hashbrown::DefaultHashBuilder::default();
+        // Hashing reads every id: done on every core first, the inserts (bound by the table's
+        // memory, not by arithmetic) one after another in row order.
+        let hashes: Vec<u64> = ids
+            .par_iter()
+            .map(|id| hasher.hash_one(id.as_str()))
+            .collect();
+        let mut rows = hashbrown::HashTable::with_capacity(ids.len());
+        for (row, (id, &hash)) in ids.iter().zip(&hashes).enumerate() {
+            match rows.entry(
+                hash,
+                |&r: &u32| ids[r as usize] == *id,
+                |&r: &u32| hasher.hash_one(ids[r as usize].as_str()),
+            ) {
+                hashbrown::hash_table::Entry::Occupied(first) => {
+                    return Err((*first.get() as usize, row));
+                }
+                hashbrown::hash_table::Entry::Vacant(slot) => {
+                    slot.insert(row as u32);
+                }
+            }
+        }
+        Ok(IdIndex { ids, rows, hasher })
+    }
+
+    /// The row holding `id`.
+    pub fn row(&self, id: &str) -> Option<usize> {
+        let hash = self.hasher.hash_one(id);
+        self.rows
+            .find(hash, |&r| self.ids[r as usize] == id)
+            .map(|&r| r as usize)
+    }
 }
 
 /// Any column as optional text (numbers printed the way Arrow prints them: integers without `.0`).
 pub fn as_strings(column: &ArrayRef) -> std::result::Result<Vec<Option<String>>, String> {
+    let text = text_array(column)?;
+    Ok(text.iter().map(|v| v.map(str::to_string)).collect())
+}
+
+/// Any column as an Arrow text column, printed as `as_strings` says.
+pub fn text_array(column: &ArrayRef) -> std::result::Result<StringArray, String> {
+    if let Some(text) = column.as_any().downcast_ref::<StringArray>() {
+        return Ok(text.clone());
+    }
     let column: ArrayRef = match column.data_type() {
         DataType::Float64 | DataType::Float32 => integral_floats_as_ints(column),
         _ => column.clone(),
     };
     let text = cast(column.as_ref(), &DataType::Utf8).map_err(|e| e.to_string())?;
-    let text = text
-        .as_any()
+    text.as_any()
         .downcast_ref::<StringArray>()
-        .ok_or("cannot read the column as text")?;
-    Ok((0..text.len())
-        .map(|i| (!text.is_null(i)).then(|| text.value(i).to_string()))
-        .collect())
+        .cloned()
+        .ok_or_else(|| "cannot read the column as text".to_string())
 }
 
 /// Floats that are all whole numbers print as integers (`5`, not `5.0`), as they stood in the file.
@@ -845,6 +996,82 @@ fn ragged_row_message(m: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parallel_csv_reading_keeps_file_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.csv");
+        let mut text = String::from("\u{feff}id,score,city\r\n");
+        for i in 0..60_000 {
+            let score = if i % 11 == 0 {
+                String::new()
+            } else {
+                format!("{}.5", i % 1000)
+            };
+            text.push_str(&format!("{i},{score},c{}\r\n", i % 17));
+        }
+        text.push_str("60000,1,last");
+        std::fs::write(&path, &text).unwrap();
+        let options = LoadOptions {
+            delimiter: None,
+            text_columns: vec!["id".into()],
+        };
+        let schema = table_schema(&session(), &path, &options).unwrap();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let parallel = read_csv_in_parallel(&path, None, &schema, 4096).unwrap();
+        if cores < 2 {
+            assert!(parallel.is_none());
+            eprintln!("SKIPPED: one core, the file is read on one partition");
+            return;
+        }
+        let partitions = parallel.expect("read in parallel");
+        assert!(partitions.len() >= 2, "{} partitions", partitions.len());
+        assert!(partitions.iter().all(|p| !p.is_empty()));
+        let batches: Vec<RecordBatch> = partitions.into_iter().flatten().collect();
+        let batch = concat_batches(&schema, &batches).unwrap();
+        let whole = runtime()
+            .block_on(async {
+                let ctx = session();
+                open_frame(&ctx, &path, None, &schema)
+                    .await
+                    .unwrap()
+                    .collect()
+                    .await
+            })
+            .unwrap();
+        let whole = concat_batches(&schema, &whole).unwrap();
+        assert_eq!(batch.num_rows(), 60_001);
+        assert_eq!(batch, whole);
+        // A quote anywhere sends the file to the one-partition reader.
+        let quoted = dir.path().join("quoted.csv");
+        std::fs::write(&quoted, text.replace("c3\r\n", "\"c\n3\"\r\n")).unwrap();
+        assert!(
+            read_csv_in_parallel(&quoted, None, &schema, 4096)
+                .unwrap()
+                .is_none()
+        );
+        // Small files too.
+        assert!(
+            read_csv_in_parallel(&path, None, &schema, 1 << 30)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn id_index_finds_rows_and_the_first_duplicate() {
+        let ids: Vec<String> = (0..10_000).map(|i| format!("u{i}")).collect();
+        let index = IdIndex::build(&ids).unwrap();
+        for (row, id) in ids.iter().enumerate() {
+            assert_eq!(index.row(id), Some(row));
+        }
+        assert_eq!(index.row("u10000"), None);
+        assert_eq!(index.row(""), None);
+        let mut dup = ids.clone();
+        dup.push("u7".into());
+        dup.push("u3".into());
+        assert_eq!(IdIndex::build(&dup).err(), Some((7, 10_000)));
+    }
 
     #[test]
     fn delimiter_detection() {
