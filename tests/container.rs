@@ -196,7 +196,7 @@ fn sigterm_stops_training_and_records_why() {
         }),
         &[("train", files)],
     );
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("audience"))
+    let mut child = std::process::Command::new(common::audience_bin())
         .env("AUDIENCE_OPT_ML", root.path())
         .args(["container", "train"])
         .stdout(std::process::Stdio::piped())

@@ -10,7 +10,7 @@ use common::{audience, bank_csv, run_python, workspace};
 
 /// Starts `audience container serve` on a free loopback port; returns the child and its URL.
 fn start_server(opt_ml: &std::path::Path, envs: &[(&str, &str)]) -> (Child, String) {
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("audience"))
+    let mut child = Command::new(common::audience_bin())
         .env("AUDIENCE_OPT_ML", opt_ml)
         .envs(envs.iter().copied())
         .args(["container", "serve", "--host", "127.0.0.1", "--port", "0"])

@@ -9,9 +9,27 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The audience binary built for these tests, run in `dir`.
+/// The binary the end-to-end tests run: `AUDIENCE_TEST_BIN` when set (`scripts/test
+/// --release-binary` points it at the release build the Docker image ships), else the one cargo
+/// built beside these tests.
+pub fn audience_bin() -> PathBuf {
+    match std::env::var_os("AUDIENCE_TEST_BIN") {
+        Some(bin) if !bin.is_empty() => {
+            let bin = PathBuf::from(bin);
+            assert!(
+                bin.is_file(),
+                "AUDIENCE_TEST_BIN={} is not a file",
+                bin.display()
+            );
+            bin
+        }
+        _ => assert_cmd::cargo::cargo_bin("audience"),
+    }
+}
+
+/// The audience binary (`audience_bin`), run in `dir`.
 pub fn audience(dir: &Path) -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("audience").expect("the audience binary is built");
+    let mut cmd = assert_cmd::Command::new(audience_bin());
     // Tests run side by side: OpenMP threads that spin while waiting would starve each other.
     cmd.current_dir(dir)
         .env("NO_COLOR", "1")
@@ -112,7 +130,7 @@ impl Emulator {
     pub fn start(enforce_auth: bool) -> Emulator {
         use std::io::BufRead;
         let work = tempfile::tempdir().unwrap();
-        let bin = assert_cmd::cargo::cargo_bin("audience");
+        let bin = audience_bin();
         let mut command = python();
         command
             .arg(repo().join("tests/python/sagemaker_emulator.py"))
