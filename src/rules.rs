@@ -303,17 +303,13 @@ impl<'a> RuleRunner<'a> {
         // example) run on one partition as before. On larger ones, a floating-point aggregate a
         // rule compares against (an AVG over millions of rows) sums its partial sums in the order
         // the threads finish, so it may differ in its last bit from run to run.
+        // An empty table still gets its one (empty) partition.
         let rows = table.batch.num_rows();
         let step = partition_rows.max(1);
-        let partitions: Vec<Vec<_>> = (0..rows)
+        let partitions: Vec<Vec<_>> = (0..rows.max(1))
             .step_by(step)
             .map(|start| vec![table.batch.slice(start, step.min(rows - start))])
             .collect();
-        let partitions = if partitions.is_empty() {
-            vec![vec![table.batch.clone()]]
-        } else {
-            partitions
-        };
         let mem = MemTable::try_new(table.batch.schema(), partitions)
             .map_err(|e| Error::data(&table.path, e.to_string()))?;
         ctx.register_table(name, Arc::new(mem))

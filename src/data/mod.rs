@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, UInt64Array};
-use arrow::compute::{cast, concat_batches};
+use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
 
@@ -846,8 +846,7 @@ pub fn concat_tables(tables: Vec<Table>) -> Result<Table> {
         }
         batches.push(conform(&t.path, t.batch, &schema)?);
     }
-    let batch =
-        concat_batches(&schema, &batches).map_err(|e| Error::data(&first.path, e.to_string()))?;
+    let batch = concat_columnwise(&schema, batches).map_err(|e| Error::data(&first.path, e))?;
     Ok(Table {
         path: first.path,
         batch,
@@ -996,6 +995,7 @@ fn ragged_row_message(m: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::compute::concat_batches;
 
     #[test]
     fn parallel_csv_reading_keeps_file_order() {
