@@ -120,11 +120,16 @@ pub enum IdKey {
 }
 
 /// Sort keys for ids (all numeric or all text, so they compare consistently).
-pub fn id_keys(ids: &[String]) -> Vec<IdKey> {
-    let numbers: Option<Vec<i128>> = ids.iter().map(|s| s.trim().parse::<i128>().ok()).collect();
+pub fn id_keys<'a, I>(ids: I) -> Vec<IdKey>
+where
+    I: IntoIterator<Item = &'a str>,
+    I::IntoIter: Clone,
+{
+    let ids = ids.into_iter();
+    let numbers: Option<Vec<i128>> = ids.clone().map(|s| s.trim().parse::<i128>().ok()).collect();
     match numbers {
         Some(n) => n.into_iter().map(IdKey::Number).collect(),
-        None => ids.iter().map(|s| IdKey::Text(s.clone())).collect(),
+        None => ids.map(|s| IdKey::Text(s.to_string())).collect(),
     }
 }
 
@@ -535,9 +540,9 @@ mod tests {
 
     #[test]
     fn ranking_breaks_ties_by_id() {
-        let ids = id_keys(&["10".into(), "9".into(), "11".into()]);
+        let ids = id_keys(["10", "9", "11"]);
         assert_eq!(ranking(&[0.5, 0.5, 0.7], &ids), [2, 1, 0]);
-        let ids = id_keys(&["b".into(), "a".into()]);
+        let ids = id_keys(["b", "a"]);
         assert_eq!(ranking(&[0.5, 0.5], &ids), [1, 0]);
     }
 
@@ -630,7 +635,13 @@ mod tests {
         let labels: Vec<u8> = (0..n).map(|i| u8::from(i % 4 == 0)).collect();
         let order = ranking(
             &scores,
-            &id_keys(&(0..n).map(|i| i.to_string()).collect::<Vec<_>>()),
+            &id_keys(
+                (0..n)
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(String::as_str),
+            ),
         );
         let table = decile_table(&order, &scores, &labels);
         assert_eq!(table.len(), 10);

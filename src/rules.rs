@@ -16,7 +16,7 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
-use crate::data::{IdIndex, Table, clean_datafusion_error, runtime, text_array};
+use crate::data::{Ids, Table, clean_datafusion_error, runtime, text_array};
 use crate::{Error, Result};
 
 /// A rule file, read and checked.
@@ -267,20 +267,15 @@ impl Visitor for ReadOnlyChecker {
 const RULE_PARTITION_ROWS: usize = 1 << 20;
 
 /// Runs rules over one table with DataFusion, on every core.
-pub struct RuleRunner<'a> {
+pub struct RuleRunner {
     ctx: SessionContext,
     id_column: String,
-    row_of_id: IdIndex<'a>,
+    ids: Ids,
 }
 
-impl<'a> RuleRunner<'a> {
+impl RuleRunner {
     /// Registers `table` under `name`; `ids` are its id values row by row.
-    pub fn new(
-        table: &Table,
-        name: &str,
-        id_column: &str,
-        ids: &'a [String],
-    ) -> Result<RuleRunner<'a>> {
+    pub fn new(table: &Table, name: &str, id_column: &str, ids: &Ids) -> Result<RuleRunner> {
         Self::with_partition_rows(table, name, id_column, ids, RULE_PARTITION_ROWS)
     }
 
@@ -288,9 +283,9 @@ impl<'a> RuleRunner<'a> {
         table: &Table,
         name: &str,
         id_column: &str,
-        ids: &'a [String],
+        ids: &Ids,
         partition_rows: usize,
-    ) -> Result<RuleRunner<'a>> {
+    ) -> Result<RuleRunner> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         // Identifiers are matched as written: analysts copy column names such as `CoffeeHouse`
         // from their file's header, and folding them to lower case would make them unknown.
@@ -314,21 +309,10 @@ impl<'a> RuleRunner<'a> {
             .map_err(|e| Error::data(&table.path, e.to_string()))?;
         ctx.register_table(name, Arc::new(mem))
             .map_err(|e| Error::data(&table.path, e.to_string()))?;
-        let row_of_id = IdIndex::build(ids).map_err(|(first, second)| {
-            Error::data(
-                &table.path,
-                format!(
-                    "duplicate id {:?} (data rows {} and {}): ids must be unique",
-                    ids[second],
-                    first + 1,
-                    second + 1
-                ),
-            )
-        })?;
         Ok(RuleRunner {
             ctx,
             id_column: id_column.to_string(),
-            row_of_id,
+            ids: ids.clone(),
         })
     }
 
@@ -369,7 +353,7 @@ impl<'a> RuleRunner<'a> {
             let ids =
                 text_array(batch.column(index)).map_err(|e| rule_error(&rule.file, 0, 0, e))?;
             for id in ids.iter().flatten() {
-                let row = self.row_of_id.row(id).ok_or_else(|| {
+                let row = self.ids.row(id).ok_or_else(|| {
                     rule_error(
                         &rule.file,
                         0,
@@ -452,7 +436,7 @@ mod tests {
     use super::*;
 
     /// A 1,000-row table: id `c<i>`, spend = i % 97 (+ 0.25), city one of 7.
-    fn spend_table() -> (Table, Vec<String>) {
+    fn spend_table() -> (Table, Ids) {
         use arrow::array::{Float64Array, RecordBatch, StringArray};
         use arrow::datatypes::{DataType, Field, Schema};
         let n = 1000;
@@ -477,6 +461,7 @@ mod tests {
             path: PathBuf::from("t.csv"),
             batch,
         };
+        let ids = crate::data::read_ids(&table, "customer_id").unwrap();
         (table, ids)
     }
 

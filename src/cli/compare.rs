@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 
-use audience::data::{self, HistorySource, Table};
+use audience::data::{self, HistorySource, Ids, Table};
 use audience::metrics::{self, compare_rule, id_keys, ranking};
 use audience::model::bundle::{Engine, ModelBundle};
 use audience::model::score::score_batch;
@@ -90,7 +90,7 @@ pub struct CompareArgs {
 struct EvalSet {
     table: Table,
     labels: Vec<u8>,
-    ids: Vec<String>,
+    ids: Ids,
     id_column: String,
     scores: Vec<f64>,
     evaluation: Evaluation,
@@ -128,7 +128,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
 
     let progress = Progress::new(args.quiet, None, "rules");
     let runner = RuleRunner::new(&eval.table, &config.data.table, &eval.id_column, &eval.ids)?;
-    let order = ranking(&eval.scores, &id_keys(&eval.ids));
+    let order = ranking(&eval.scores, &id_keys(eval.ids.iter()));
     let mut reports = Vec::new();
     for rule in &rules {
         let audience = runner.run(rule)?;
@@ -202,12 +202,7 @@ fn train_and_hold_out(config: &audience::config::Config, quiet: bool) -> Result<
         .iter()
         .map(|&r| history.labels[r])
         .collect();
-    let ids = training
-        .split
-        .holdout
-        .iter()
-        .map(|&r| history.ids[r].clone())
-        .collect();
+    let ids = history.ids.take(&training.split.holdout);
     let split = match config.split.method {
         audience::config::SplitMethod::Random => format!(
             "stratified random, {} held out, seed {}",

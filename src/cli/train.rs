@@ -126,7 +126,7 @@ fn write_split(
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([history.id_column.as_str(), "part"])?;
     for (id, p) in history.ids.iter().zip(part) {
-        w.write_record([id.as_str(), p])?;
+        w.write_record([id, p])?;
     }
     output::write_atomic(path, &w.into_inner()?, force)?;
     Ok(())

@@ -4,9 +4,11 @@
 //! fields holding the delimiter, empty strings as missing, no final newline.
 
 pub mod encode;
+mod ids;
+
+pub use ids::Ids;
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -519,7 +521,7 @@ pub fn default_negative() -> Vec<String> {
 }
 
 /// Ids as text, checked to be present and unique. The error names both rows of a duplicate.
-pub fn read_ids(table: &Table, id: &str) -> Result<Vec<String>> {
+pub fn read_ids(table: &Table, id: &str) -> Result<Ids> {
     let column = table.column(id, "id")?;
     let text = text_array(column).map_err(|e| Error::data(&table.path, e))?;
     if let Some(row) = (0..text.len()).find(|&row| text.is_null(row)) {
@@ -528,75 +530,17 @@ pub fn read_ids(table: &Table, id: &str) -> Result<Vec<String>> {
             format!("data row {}: the id {id:?} is missing", row + 1),
         ));
     }
-    let ids: Vec<String> = {
-        use rayon::prelude::*;
-        (0..text.len())
-            .into_par_iter()
-            .map(|row| text.value(row).to_string())
-            .collect()
-    };
-    if let Err((first, second)) = IdIndex::build(&ids) {
-        return Err(Error::data(
+    Ids::new(text.clone()).map_err(|(first, second)| {
+        Error::data(
             &table.path,
             format!(
                 "duplicate id {:?} in column {id:?} (data rows {} and {}): ids must be unique",
-                ids[second],
+                text.value(second),
                 first + 1,
                 second + 1
             ),
-        ));
-    }
-    Ok(ids)
-}
-
-/// Rows by id: a hash table of row numbers over the ids themselves, 4 bytes a row rather than a
-/// second copy of every id (tens of millions of ids are looked up when rules run).
-pub struct IdIndex<'a> {
-    ids: &'a [String],
-    rows: hashbrown::HashTable<u32>,
-    hasher: hashbrown::DefaultHashBuilder,
-}
-
-impl<'a> IdIndex<'a> {
-    /// The index of `ids`, or the first duplicate as (earlier row, later row).
-    pub fn build(ids: &'a [String]) -> std::result::Result<IdIndex<'a>, (usize, usize)> {
-        assert!(
-            u32::try_from(ids.len()).is_ok(),
-            "more than 4 billion rows in one table"
-        );
-        use rayon::prelude::*;
-        let hasher = hashbrown::DefaultHashBuilder::default();
-        // Hashing reads every id: done on every core first, the inserts (bound by the table's
-        // memory, not by arithmetic) one after another in row order.
-        let hashes: Vec<u64> = ids
-            .par_iter()
-            .map(|id| hasher.hash_one(id.as_str()))
-            .collect();
-        let mut rows = hashbrown::HashTable::with_capacity(ids.len());
-        for (row, (id, &hash)) in ids.iter().zip(&hashes).enumerate() {
-            match rows.entry(
-                hash,
-                |&r: &u32| ids[r as usize] == *id,
-                |&r: &u32| hasher.hash_one(ids[r as usize].as_str()),
-            ) {
-                hashbrown::hash_table::Entry::Occupied(first) => {
-                    return Err((*first.get() as usize, row));
-                }
-                hashbrown::hash_table::Entry::Vacant(slot) => {
-                    slot.insert(row as u32);
-                }
-            }
-        }
-        Ok(IdIndex { ids, rows, hasher })
-    }
-
-    /// The row holding `id`.
-    pub fn row(&self, id: &str) -> Option<usize> {
-        let hash = self.hasher.hash_one(id);
-        self.rows
-            .find(hash, |&r| self.ids[r as usize] == id)
-            .map(|&r| r as usize)
-    }
+        )
+    })
 }
 
 /// Any column as optional text (numbers printed the way Arrow prints them: integers without `.0`).
@@ -686,7 +630,7 @@ pub fn attach_labels(table: Table, labels: &Table, label: &str) -> Result<Table>
 pub struct History {
     pub table: Table,
     pub labels: Vec<u8>,
-    pub ids: Vec<String>,
+    pub ids: Ids,
     pub id_column: String,
     /// True when `id_column` is the made-up `row_id`.
     pub id_generated: bool,
@@ -1059,21 +1003,6 @@ mod tests {
     }
 
     #[test]
-    fn id_index_finds_rows_and_the_first_duplicate() {
-        let ids: Vec<String> = (0..10_000).map(|i| format!("u{i}")).collect();
-        let index = IdIndex::build(&ids).unwrap();
-        for (row, id) in ids.iter().enumerate() {
-            assert_eq!(index.row(id), Some(row));
-        }
-        assert_eq!(index.row("u10000"), None);
-        assert_eq!(index.row(""), None);
-        let mut dup = ids.clone();
-        dup.push("u7".into());
-        dup.push("u3".into());
-        assert_eq!(IdIndex::build(&dup).err(), Some((7, 10_000)));
-    }
-
-    #[test]
     fn delimiter_detection() {
         assert_eq!(detect_delimiter(b"a;b;c"), b';');
         assert_eq!(detect_delimiter(b"a,b,c"), b',');
@@ -1129,7 +1058,10 @@ mod tests {
             strings(&table, "y"),
             [Some("yes".into()), Some("no".into()), Some("no".into())]
         );
-        assert_eq!(read_ids(&table, "id").unwrap(), ["1", "2", "3"]);
+        assert_eq!(
+            read_ids(&table, "id").unwrap().iter().collect::<Vec<_>>(),
+            ["1", "2", "3"]
+        );
     }
 
     #[test]
