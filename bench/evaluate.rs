@@ -1,7 +1,8 @@
 //! Tree evaluation alone: audience's evaluator against LightGBM's C API on the same matrix, at one
 //! thread and at every core. Prints one JSON object.
 //!
-//! usage: cargo bench --bench evaluate -- MODEL_DIR_OR_TXT DATA.csv [REPEATS]
+//! usage: cargo bench --bench evaluate -- MODEL_DIR_OR_TXT DATA.csv [REPEATS] [compiled]
+//! (`compiled`: the compiled trees alone, at one thread and at every core, for quick comparisons)
 
 use std::time::Instant;
 
@@ -26,7 +27,7 @@ fn main() {
         .filter(|a| a != "--bench")
         .collect();
     let [model, data, rest @ ..] = args.as_slice() else {
-        eprintln!("usage: evaluate MODEL DATA.csv [REPEATS]");
+        eprintln!("usage: evaluate MODEL DATA.csv [REPEATS] [compiled]");
         std::process::exit(2);
     };
     let repeats: usize = rest.first().and_then(|r| r.parse().ok()).unwrap_or(3);
@@ -51,6 +52,20 @@ fn main() {
     let (native_all, b) = best_of(repeats, || {
         bundle.ensemble.predict_using(&matrix, Some(&compiled))
     });
+    if rest.get(1).map(String::as_str) == Some("compiled") {
+        println!(
+            "{}",
+            serde_json::json!({
+                "rows": matrix.rows,
+                "threads": threads,
+                "native_1_thread_s": native_1,
+                "native_all_threads_s": native_all,
+                "native_compile_s": compile_s,
+                "max_abs_diff_all_threads": a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f64, f64::max),
+            })
+        );
+        return;
+    }
     let (walk_1, w1) = best_of(repeats, || bundle.ensemble.predict_serial(&matrix, None));
     let (walk_all, w2) = best_of(repeats, || bundle.ensemble.predict(&matrix));
     let (lightgbm_1, c) = best_of(repeats, || {
