@@ -129,7 +129,18 @@ pub fn score_file(
                 .execute_stream()
                 .await
                 .map_err(|e| Error::data(input, clean_datafusion_error(&e.to_string())))?;
-            while let Some(batch) = stream.next().await {
+            // The file is parsed on a runtime thread, two batches ahead, while this thread scores
+            // and writes: parsing no longer waits for the trees, nor the trees for parsing.
+            let (parsed, mut batches) = tokio::sync::mpsc::channel(2);
+            let reader = tokio::spawn(async move {
+                while let Some(batch) = stream.next().await {
+                    if parsed.send(batch).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            let _stop_reading = AbortOnDrop(reader);
+            while let Some(batch) = batches.recv().await {
                 let batch = batch.map_err(|e| {
                     crate::data::csv_error(input, options.delimiter, &e.to_string())
                 })?;
@@ -378,5 +389,14 @@ impl OutputSink {
                 file.commit(force)
             }
         }
+    }
+}
+
+/// Stops a spawned task when dropped (an error ends the scoring loop before the file's end).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
