@@ -266,9 +266,56 @@ impl Visitor for ReadOnlyChecker {
 /// Rows per partition of the table rules run over.
 const RULE_PARTITION_ROWS: usize = 1 << 20;
 
-/// Runs rules over one table with DataFusion, on every core.
+/// A session with `table` registered as `name` in `partitions`, planned for `cores` threads.
+fn rule_context(
+    table: &Table,
+    name: &str,
+    cores: usize,
+    partitions: Vec<Vec<arrow::array::RecordBatch>>,
+) -> Result<SessionContext> {
+    // Identifiers are matched as written: analysts copy column names such as `CoffeeHouse`
+    // from their file's header, and folding them to lower case would make them unknown.
+    let mut config = datafusion::prelude::SessionConfig::new().with_target_partitions(cores);
+    config.options_mut().sql_parser.enable_ident_normalization = false;
+    let ctx = SessionContext::new_with_config(config);
+    let mem = MemTable::try_new(table.batch.schema(), partitions)
+        .map_err(|e| Error::data(&table.path, e.to_string()))?;
+    ctx.register_table(name, Arc::new(mem))
+        .map_err(|e| Error::data(&table.path, e.to_string()))?;
+    Ok(ctx)
+}
+
+/// Whether a rule's result can depend on the order partitions finish in, anywhere in its plan
+/// (subqueries included): an aggregate adds partial sums in that order (a float AVG may change
+/// in its last bit, and a row at the boundary with it), a LIMIT keeps the rows that come first
+/// (and which of tied rows), a window numbers rows as they come. Such rules run on one
+/// partition, so identical inputs give identical audiences.
+fn order_sensitive(plan: &datafusion::logical_expr::LogicalPlan) -> bool {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::logical_expr::LogicalPlan;
+    let mut found = false;
+    // The visit cannot fail: the closure never returns an error.
+    let _ = plan.apply_with_subqueries(|node| {
+        found = matches!(
+            node,
+            LogicalPlan::Aggregate(_) | LogicalPlan::Window(_) | LogicalPlan::Limit(_)
+        );
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
+}
+
+/// Runs rules over one table with DataFusion: on every core, or on one when the result could
+/// depend on the order the cores finish in.
 pub struct RuleRunner {
+    /// The table in slices, run on every core.
     ctx: SessionContext,
+    /// The table as one partition, run on one core.
+    serial: SessionContext,
     id_column: String,
     ids: Ids,
 }
@@ -287,30 +334,21 @@ impl RuleRunner {
         partition_rows: usize,
     ) -> Result<RuleRunner> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        // Identifiers are matched as written: analysts copy column names such as `CoffeeHouse`
-        // from their file's header, and folding them to lower case would make them unknown.
-        let mut config = datafusion::prelude::SessionConfig::new().with_target_partitions(cores);
-        config.options_mut().sql_parser.enable_ident_normalization = false;
-        let ctx = SessionContext::new_with_config(config);
-        // Slices of RULE_PARTITION_ROWS rows (zero-copy), so scans and filters run on every core.
-        // A rule's audience is a set of rows, so the order rows come back in does not matter, and
-        // the slices do not depend on the machine. Tables of up to one slice (every bundled
-        // example) run on one partition as before. On larger ones, a floating-point aggregate a
-        // rule compares against (an AVG over millions of rows) sums its partial sums in the order
-        // the threads finish, so it may differ in its last bit from run to run.
-        // An empty table still gets its one (empty) partition.
+        // Slices of `partition_rows` rows (zero-copy), so scans and filters run on every core.
+        // A filter's audience is a set of rows: the order rows come back in does not matter, and
+        // the slices do not depend on the machine. An empty table gets its one (empty) partition.
         let rows = table.batch.num_rows();
         let step = partition_rows.max(1);
         let partitions: Vec<Vec<_>> = (0..rows.max(1))
             .step_by(step)
             .map(|start| vec![table.batch.slice(start, step.min(rows - start))])
             .collect();
-        let mem = MemTable::try_new(table.batch.schema(), partitions)
-            .map_err(|e| Error::data(&table.path, e.to_string()))?;
-        ctx.register_table(name, Arc::new(mem))
-            .map_err(|e| Error::data(&table.path, e.to_string()))?;
+        let ctx = rule_context(table, name, cores, partitions)?;
+        // Rules whose result can depend on the order partitions finish in run on one.
+        let serial = rule_context(table, name, 1, vec![vec![table.batch.clone()]])?;
         Ok(RuleRunner {
             ctx,
+            serial,
             id_column: id_column.to_string(),
             ids: ids.clone(),
         })
@@ -323,11 +361,18 @@ impl RuleRunner {
             .with_allow_dml(false)
             .with_allow_statements(false);
         let batches = runtime().block_on(async {
-            let df = self
+            let mut df = self
                 .ctx
                 .sql_with_options(&rule.sql, options)
                 .await
                 .map_err(|e| self.planning_error(rule, &e.to_string()))?;
+            if order_sensitive(df.logical_plan()) {
+                df = self
+                    .serial
+                    .sql_with_options(&rule.sql, options)
+                    .await
+                    .map_err(|e| self.planning_error(rule, &e.to_string()))?;
+            }
             df.collect()
                 .await
                 .map_err(|e| rule_error(&rule.file, 0, 0, clean_datafusion_error(&e.to_string())))
@@ -515,6 +560,84 @@ mod tests {
         expected.extend([191, 288, 385, 482, 579]);
         expected.sort_unstable();
         assert_eq!(top.rows, expected);
+    }
+
+    #[test]
+    fn rules_whose_result_depends_on_partition_order_run_on_one() {
+        let (table, ids) = spend_table();
+        let runner =
+            RuleRunner::with_partition_rows(&table, "history", "customer_id", &ids, 7).unwrap();
+        let sensitive = |sql: &str| {
+            let df = runtime().block_on(runner.ctx.sql(sql)).unwrap();
+            order_sensitive(df.logical_plan())
+        };
+        for sql in [
+            "SELECT customer_id FROM history WHERE spend > (SELECT AVG(spend) FROM history)",
+            "SELECT city, COUNT(*) AS n FROM history GROUP BY city",
+            "SELECT * FROM history LIMIT 10",
+            "SELECT customer_id FROM history WHERE city IN (SELECT city FROM history ORDER BY spend LIMIT 3)",
+            "SELECT customer_id, ROW_NUMBER() OVER (ORDER BY spend) AS r FROM history",
+        ] {
+            assert!(sensitive(sql), "{sql}");
+        }
+        for sql in [
+            "SELECT customer_id FROM history WHERE spend > 10",
+            "SELECT DISTINCT customer_id FROM history WHERE city = 'city1'",
+            "SELECT customer_id FROM history WHERE spend < 3 UNION ALL SELECT customer_id FROM history WHERE spend > 90",
+            "SELECT customer_id FROM history WHERE city IN (SELECT city FROM history WHERE spend > 95)",
+        ] {
+            assert!(!sensitive(sql), "{sql}");
+        }
+    }
+
+    #[test]
+    fn float_aggregates_over_many_partitions_give_the_same_audience_every_run() {
+        use arrow::array::{Float64Array, RecordBatch, StringArray};
+        use arrow::datatypes::{DataType, Field, Schema};
+        // 1e16 and -1e16 among ones: the sum depends on the order it is added in (1e16 + 1 is
+        // 1e16), so partial sums merged as threads finish would move it from run to run.
+        let n = 1000;
+        let spend: Vec<f64> = (0..n)
+            .map(|i| match i % 50 {
+                0 => 1e16,
+                25 => -1e16,
+                _ => 1.0,
+            })
+            .collect();
+        let schema = Schema::new(vec![
+            Field::new("customer_id", DataType::Utf8, true),
+            Field::new("spend", DataType::Float64, true),
+        ]);
+        let batch = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(StringArray::from_iter_values(
+                    (0..n).map(|i| format!("c{i}")),
+                )),
+                Arc::new(Float64Array::from(spend)),
+            ],
+        )
+        .unwrap();
+        let table = Table {
+            path: PathBuf::from("t.csv"),
+            batch,
+        };
+        let ids = crate::data::read_ids(&table, "customer_id").unwrap();
+        let rule = Rule {
+            name: "r".into(),
+            file: PathBuf::from("r.sql"),
+            sql: "SELECT customer_id FROM history WHERE spend < (SELECT SUM(spend) FROM history) / 480"
+                .into(),
+        };
+        let one = RuleRunner::with_partition_rows(&table, "history", "customer_id", &ids, n)
+            .unwrap()
+            .run(&rule)
+            .unwrap();
+        let many =
+            RuleRunner::with_partition_rows(&table, "history", "customer_id", &ids, 7).unwrap();
+        for _ in 0..20 {
+            assert_eq!(many.run(&rule).unwrap(), one);
+        }
     }
 
     fn check(sql: &str) -> std::result::Result<(), String> {
