@@ -360,7 +360,7 @@ impl RuleRunner {
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
-        let batches = runtime().block_on(async {
+        let (index, batches) = runtime().block_on(async {
             let mut df = self
                 .ctx
                 .sql_with_options(&rule.sql, options)
@@ -373,14 +373,10 @@ impl RuleRunner {
                     .await
                     .map_err(|e| self.planning_error(rule, &e.to_string()))?;
             }
-            df.collect()
-                .await
-                .map_err(|e| rule_error(&rule.file, 0, 0, clean_datafusion_error(&e.to_string())))
-        })?;
-        let mut rows = Vec::new();
-        for batch in &batches {
-            let schema = batch.schema();
-            let index = schema
+            // The plan's schema says whether the result names the id column, before it runs
+            // and whether or not it returns rows.
+            let index = df
+                .schema()
                 .fields()
                 .iter()
                 .position(|f| f.name() == &self.id_column)
@@ -395,6 +391,13 @@ impl RuleRunner {
                         ),
                     )
                 })?;
+            let batches = df.collect().await.map_err(|e| {
+                rule_error(&rule.file, 0, 0, clean_datafusion_error(&e.to_string()))
+            })?;
+            Ok::<_, Error>((index, batches))
+        })?;
+        let mut rows = Vec::new();
+        for batch in &batches {
             let ids =
                 text_array(batch.column(index)).map_err(|e| rule_error(&rule.file, 0, 0, e))?;
             for id in ids.iter().flatten() {
@@ -411,28 +414,6 @@ impl RuleRunner {
         }
         rows.sort_unstable();
         rows.dedup();
-        if batches.is_empty() {
-            // An empty result still has to name the id column; check the plan's schema.
-            let df = runtime()
-                .block_on(self.ctx.sql(&rule.sql))
-                .map_err(|e| self.planning_error(rule, &e.to_string()))?;
-            if !df
-                .schema()
-                .fields()
-                .iter()
-                .any(|f| f.name() == &self.id_column)
-            {
-                return Err(rule_error(
-                    &rule.file,
-                    0,
-                    0,
-                    format!(
-                        "the rule's result has no id column {:?}: select it (or *)",
-                        self.id_column
-                    ),
-                ));
-            }
-        }
         Ok(RuleAudience { rows })
     }
 
@@ -560,6 +541,32 @@ mod tests {
         expected.extend([191, 288, 385, 482, 579]);
         expected.sort_unstable();
         assert_eq!(top.rows, expected);
+    }
+
+    #[test]
+    fn a_result_without_the_id_column_is_an_error_even_when_empty() {
+        let (table, ids) = spend_table();
+        let runner = RuleRunner::new(&table, "history", "customer_id", &ids).unwrap();
+        let run = |sql: &str| {
+            runner.run(&Rule {
+                name: "r".into(),
+                file: PathBuf::from("r.sql"),
+                sql: sql.into(),
+            })
+        };
+        for sql in [
+            "SELECT spend FROM history",
+            "SELECT spend FROM history WHERE spend > 1000",
+        ] {
+            let e = run(sql).unwrap_err().to_string();
+            assert!(e.contains("no id column \"customer_id\""), "{sql}: {e}");
+        }
+        assert!(
+            run("SELECT customer_id FROM history WHERE spend > 1000")
+                .unwrap()
+                .rows
+                .is_empty()
+        );
     }
 
     #[test]

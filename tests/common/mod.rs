@@ -9,9 +9,9 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The binary the end-to-end tests run: `AUDIENCE_TEST_BIN` when set (`scripts/test
-/// --release-binary` points it at the release build the Docker image ships), else the one cargo
-/// built beside these tests.
+/// The binary the end-to-end tests run: `AUDIENCE_TEST_BIN` when set (scripts/test's second pass
+/// points it at the release build the Docker image ships), else the one cargo built beside these
+/// tests.
 pub fn audience_bin() -> PathBuf {
     match std::env::var_os("AUDIENCE_TEST_BIN") {
         Some(bin) if !bin.is_empty() => {
