@@ -207,11 +207,17 @@ fn read_csv_in_parallel(
     if Format::of(path) != Format::Csv || cores < 2 || size < min_bytes || holds_quote(path)? {
         return Ok(None);
     }
-    let config = datafusion::prelude::SessionConfig::new()
+    let mut config = datafusion::prelude::SessionConfig::new()
         .with_repartition_file_scans(true)
         .with_repartition_file_min_size(usize::try_from(min_bytes / 2).unwrap_or(usize::MAX))
         .with_target_partitions(cores)
         .with_batch_size(8192);
+    // Partition i must read byte range i: by default an idle partition steals a sibling's range
+    // at run time (work stealing), and under load the halves of a file came back swapped.
+    config
+        .options_mut()
+        .execution
+        .enable_file_stream_work_stealing = false;
     let ctx = SessionContext::new_with_config(config);
     let ext = extension_of(path);
     let csv = CsvLayout::sniff(path, delimiter)?;
