@@ -31,7 +31,8 @@ const MISSING_NAN: u8 = 2;
 /// Rows evaluated together (their features stay in cache while a block of trees runs).
 const ROW_BLOCK: usize = 64;
 /// Rows a compiled function runs through its trees before the next function: their values stay
-/// in cache (2,048 rows of 17 features: 280 KB, within a core's L2), and every function runs
+/// in cache (2,048 rows of 17 features: 280 KB, plus their keys, one i64 per value the trees read:
+/// about a core's L2), and every function runs
 /// long enough for the branch predictor to learn its splits (bench (b), 5 trees per function:
 /// 256 rows 6.2 s, 1,024 5.4 s, 2,048 5.3 s, 4,096 5.1 s).
 const COMPILED_ROW_BLOCK: usize = 2048;
@@ -758,9 +759,17 @@ pandas_categorical:[[\"a\", \"b\", \"c\", \"d\"]]
         };
         let mut checked = 0;
         // Tree 1's bitset: one word ({1, 3}; {0, 1, 3}, where NaN goes right but -0.5, code 0, left),
-        // or two ({1, 3, 32}: the code reads a second word).
+        // or two ({1, 3, 32}: the code reads a second word, and the one-word bitset of tree 4 on
+        // the same feature sees codes clamped past 32).
         for (boundaries, words) in [("0 1", "10"), ("0 1", "11"), ("0 2", "10 1")] {
-            for (tree0, threshold) in [("10", "0.5"), ("8", "-0.5"), ("2", "-0.5"), ("0", "0.5")] {
+            for (tree0, threshold) in [
+                ("10", "0.5"),
+                ("8", "-0.5"),
+                ("2", "-0.5"),
+                ("0", "0.5"),
+                ("8", "-0"),
+                ("2", "-0"),
+            ] {
                 for tree3 in ["decision_type=6", "decision_type=4"] {
                     let text = MODEL
                         .replace(
@@ -770,25 +779,59 @@ pandas_categorical:[[\"a\", \"b\", \"c\", \"d\"]]
                         .replace("cat_threshold=10", &format!("cat_threshold={words}"))
                         .replacen("decision_type=10", &format!("decision_type={tree0}"), 1)
                         .replacen("threshold=0.5", &format!("threshold={threshold}"), 1)
-                        .replace("decision_type=6", tree3);
+                        .replace("decision_type=6", tree3)
+                        .replace("end of trees", &format!("{TREE_4}end of trees"));
                     let m = TreeEnsemble::parse(&text).unwrap();
-                    let compiled = m.compile().unwrap();
+                    assert_eq!(m.num_trees(), 5);
                     let walked = m.predict(&matrix);
-                    let ran = m.predict_using(&matrix, Some(&compiled));
-                    for (row, (w, r)) in walked.iter().zip(&ran).enumerate() {
-                        assert_eq!(
-                            w.to_bits(),
-                            r.to_bits(),
-                            "bitset {words}, tree 0 decision {tree0} threshold {threshold}, tree 3 {tree3}, row {row}: {:?}",
-                            &matrix.values[row * 2..row * 2 + 2]
-                        );
+                    // Branching everywhere, branchless below the root, branchless throughout.
+                    for (trees_per_function, branchless_height) in [(1, 0), (2, 1), (5, 4)] {
+                        let shape = jit::Shape {
+                            trees_per_function,
+                            branchless_height,
+                        };
+                        let compiled = CompiledTrees::compile_shaped(&m, shape).unwrap();
+                        let ran = m.predict_using(&matrix, Some(&compiled));
+                        for (row, (w, r)) in walked.iter().zip(&ran).enumerate() {
+                            assert_eq!(
+                                w.to_bits(),
+                                r.to_bits(),
+                                "bitset {words}, tree 0 decision {tree0} threshold {threshold}, tree 3 {tree3}, {shape:?}, row {row}: {:?}",
+                                &matrix.values[row * 2..row * 2 + 2]
+                            );
+                        }
+                        checked += 1;
                     }
-                    checked += 1;
                 }
             }
         }
-        assert_eq!(checked, 24);
+        assert_eq!(checked, 108);
     }
+
+    /// A two-level tree: a one-word categorical split on c ({1, 2} left), then x <= 0.2 with NaN
+    /// going left.
+    const TREE_4: &str = "Tree=4
+num_leaves=3
+num_cat=1
+split_feature=1 0
+split_gain=1 1
+threshold=0 0.2
+decision_type=1 10
+left_child=1 -1
+right_child=-3 -2
+leaf_value=0.0625 -0.25 0.5
+leaf_weight=1 1 1
+leaf_count=1 1 1
+internal_value=0 0
+internal_weight=0 0
+internal_count=3 2
+cat_boundaries=0 1
+cat_threshold=6
+is_linear=0
+shrinkage=1
+
+
+";
 
     #[test]
     fn linear_trees_and_multiclass_are_refused() {

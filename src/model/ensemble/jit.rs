@@ -1,24 +1,38 @@
 //! The trees compiled to machine code at load time (cranelift), as lleaves does with LLVM: every
-//! node becomes a compare and a branch with its threshold as an immediate, every leaf an add of a
-//! constant, so a row runs through a tree without loading a single node.
+//! split becomes a compare with its threshold as an immediate, so a row runs through a tree
+//! without loading a single node.
+//!
+//! Before the trees run, each row's values are turned into integer keys, once per row
+//! ([`Key`]): a numerical value into an integer that orders as the float does, with NaN placed
+//! above or below every number; a categorical value into its code. A compiled function loads the
+//! keys its trees read into registers when it starts on a row, so a split is an integer compare
+//! of a register against an immediate: after a mispredicted branch the next split resolves
+//! without waiting on a load, as the float compare against a threshold in the constant pool did
+//! (bench (b), one thread, alternating runs: 5.81 and 6.02 s before, 5.23 and 4.65 s after).
+//! Near the leaves, where branches are the hardest to predict, a small subtree is not branched
+//! through at all: all its splits are evaluated and conditional moves pick the leaf value
+//! ([`BRANCHLESS_HEIGHT`]). Above, each split is a branch, laid out in preorder so the left
+//! child falls through.
 //!
 //! The semantics are the walker's (see the parent module), decided per node at compile time:
-//! - numerical, missing None: NaN reads as 0, so NaN goes left exactly when 0 <= threshold:
-//!   `x <= t` unordered-or-less-equal when 0 <= t, ordered otherwise;
-//! - numerical, missing NaN: NaN goes the default way: unordered-or-less-equal when default left;
+//! - numerical, missing None: NaN reads as 0, so NaN goes left exactly when 0 <= threshold: the
+//!   key with NaN below every number when 0 <= t, above otherwise;
+//! - numerical, missing NaN: NaN goes the default way: NaN below every number when default left;
 //! - numerical, missing Zero: NaN and 0 (the values |x| <= 1e-35 were zeroed before) go the
-//!   default way, others by `x <= t`;
+//!   default way, others by `x <= t`, compared as floats from the row;
 //! - categorical: NaN right; the code is `x` truncated toward zero and saturated (Rust's `as`),
 //!   and goes left when its bit is set in the node's bitset; a negative or out-of-bitset code
-//!   reads as a huge unsigned number: right. The codes are computed once per row before the trees
-//!   run (NaN as u32::MAX, so it too lies past every bitset): a categorical split is then a
-//!   compare and a bit test, against a constant when its bitset is one word.
+//!   goes right. Codes are clamped to one past the widest bitset of their feature (NaN and
+//!   negatives too) and every multi-word bitset is padded with zero words up to that width, so
+//!   the bit test needs no bounds check; a one-word bitset is an immediate.
 //!
 //! Leaf values are added to the row's running sum tree by tree, in model order, as the walker
 //! adds them, so the results are the same to the last bit (the evaluator zoo checks it).
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::{AbiParam, InstBuilder, MachMemFlags, UserFuncName, types};
+use cranelift_codegen::ir::{
+    AbiParam, Block, InstBuilder, MachMemFlags, UserFuncName, Value, types,
+};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_jit::{JITBuilder, JITModule};
@@ -33,20 +47,81 @@ use super::{CATEGORICAL, DEFAULT_LEFT, MISSING_NAN, MISSING_ZERO, Tree, TreeEnse
 /// blocks; with one tree, calls dominate).
 const TREES_PER_FUNCTION: usize = 5;
 
-/// `fn(rows, row_bytes, n_rows, raw, codes, code_row_bytes)`: adds the function's trees' leaf
+/// Subtrees at most this high (leaves are 0) choose their leaf by conditional moves instead of
+/// branches: every split in them is evaluated (cheap, the keys are in registers) and nothing is
+/// mispredicted. Measured on bench (b), one thread, alternating runs: branching everywhere 4.32,
+/// 5.22, 4.18 s; up to height 2 5.41, 5.03, 4.64 s; up to height 4 4.06, 4.76, 3.71 s; height 5
+/// and 7 no better (3.86-4.82 s).
+const BRANCHLESS_HEIGHT: usize = 4;
+
+/// `fn(rows, row_bytes, n_rows, raw, keys, key_row_bytes)`: adds the function's trees' leaf
 /// values to `raw[i]` for each of the `n_rows` rows (row-major f64, `row_bytes` apart), reading
-/// categorical features as the u32 codes in `codes` (row-major, `code_row_bytes` apart).
-type BlockFn = unsafe extern "C" fn(*const f64, i64, i64, *mut f64, *const u32, i64);
+/// the rows' keys from `keys` (row-major i64, `key_row_bytes` apart).
+type BlockFn = unsafe extern "C" fn(*const f64, i64, i64, *mut f64, *const i64, i64);
+
+/// How the trees are laid out in code (see the constants for the measured choices).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Shape {
+    pub trees_per_function: usize,
+    pub branchless_height: usize,
+}
+
+/// One integer computed from a row before the trees run; splits read these instead of the row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Key {
+    /// The feature's value as an integer that orders as the float does, NaN above every number
+    /// (for splits that send NaN right).
+    NanAbove(usize),
+    /// The same with NaN below every number (for splits that send NaN left).
+    NanBelow(usize),
+    /// A categorical feature's code, at most `clamp`: NaN, negative codes and codes past the
+    /// feature's widest bitset all read as `clamp`, whose bit is clear in every (padded) bitset.
+    Code { feature: usize, clamp: i64 },
+}
+
+impl Key {
+    fn of(self, row: &[f64]) -> i64 {
+        match self {
+            Key::NanAbove(f) => {
+                let x = row[f];
+                if x.is_nan() { i64::MAX } else { order_key(x) }
+            }
+            Key::NanBelow(f) => {
+                let x = row[f];
+                if x.is_nan() { i64::MIN } else { order_key(x) }
+            }
+            Key::Code { feature, clamp } => {
+                let x = row[feature];
+                if x.is_nan() {
+                    clamp
+                } else {
+                    // Truncated toward zero and saturated, as the walker reads codes; negative
+                    // codes become huge unsigned numbers, then the clamp.
+                    i64::from(x as i32 as u32).min(clamp)
+                }
+            }
+        }
+    }
+}
+
+/// An integer that orders as `x` does (for numbers; -0 and +0 are equal, as in a float compare).
+fn order_key(x: f64) -> i64 {
+    // Adding +0 turns -0 into +0, so the two get one key.
+    let bits = (x + 0.0).to_bits() as i64;
+    // Negative floats order backwards by their bits: flip all but the sign bit.
+    bits ^ (((bits >> 63) as u64) >> 1) as i64
+}
 
 /// A compiled ensemble: the JIT module (the code) and the bitsets it reads through addresses
 /// baked into the code.
 pub struct CompiledTrees {
     _module: JITModule,
-    /// The categorical bitsets the code reads (by address, so they live as long as the code).
+    /// The multi-word categorical bitsets the code reads (by address, so they live as long as
+    /// the code), each padded to its feature's widest bitset plus one zero word.
     _bitsets: Box<[u32]>,
     functions: Vec<BlockFn>,
-    /// The features categorical splits read, in code slot order.
-    code_features: Vec<usize>,
+    /// The keys the code reads, in slot order.
+    keys: Vec<Key>,
 }
 
 // SAFETY: the compiled code is immutable after finalize and reads only its arguments and its own
@@ -60,9 +135,133 @@ impl std::fmt::Debug for CompiledTrees {
     }
 }
 
+/// Where a node reads its input from.
+#[derive(Clone, Copy)]
+enum Source {
+    /// The row's float (missing type Zero).
+    Row,
+    /// Key slot `usize`.
+    Slot(usize),
+}
+
+/// A categorical node's left set, as the code sees it.
+#[derive(Clone, Copy)]
+enum LeftSet {
+    /// Not a categorical node.
+    None,
+    /// A one-word bitset: an immediate.
+    Word(u32),
+    /// A multi-word bitset, padded, at this offset of `Layout::bitsets`.
+    Padded(usize),
+}
+
+/// What the emitter needs to know about the whole ensemble.
+struct Layout {
+    keys: Vec<Key>,
+    /// For each categorical feature, its widest bitset in words.
+    words: Vec<u32>,
+    /// For each tree, for each internal node: where it reads from, and its left set.
+    sources: Vec<Vec<(Source, LeftSet)>>,
+    bitsets: Box<[u32]>,
+}
+
+impl Layout {
+    fn of(ensemble: &TreeEnsemble) -> Layout {
+        let mut words = vec![0u32; ensemble.num_features()];
+        for n in ensemble.trees.iter().flat_map(|t| &t.nodes[..t.internal]) {
+            if n.decision & CATEGORICAL != 0 {
+                let w = &mut words[n.feature as usize];
+                *w = (*w).max(u32::from(n.cat_len));
+            }
+        }
+        let key_of = |n: &super::Node| -> Option<Key> {
+            let f = n.feature as usize;
+            if n.decision & CATEGORICAL != 0 {
+                return Some(Key::Code {
+                    feature: f,
+                    clamp: i64::from(words[f]) * 32,
+                });
+            }
+            let missing = (n.decision >> 2) & 3;
+            let nan_left = match missing {
+                MISSING_ZERO => return None,
+                MISSING_NAN => n.decision & DEFAULT_LEFT != 0,
+                _ => 0.0 <= n.threshold,
+            };
+            Some(if nan_left {
+                Key::NanBelow(f)
+            } else {
+                Key::NanAbove(f)
+            })
+        };
+        let mut keys: Vec<Key> = ensemble
+            .trees
+            .iter()
+            .flat_map(|t| &t.nodes[..t.internal])
+            .filter_map(key_of)
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut bitsets = Vec::new();
+        let sources = ensemble
+            .trees
+            .iter()
+            .map(|t| {
+                t.nodes[..t.internal]
+                    .iter()
+                    .map(|n| {
+                        let source = match key_of(n) {
+                            None => Source::Row,
+                            Some(key) => Source::Slot(
+                                keys.binary_search(&key).expect("every key was collected"),
+                            ),
+                        };
+                        let start = n.cat_start as usize;
+                        let set = if n.decision & CATEGORICAL == 0 {
+                            LeftSet::None
+                        } else if n.cat_len == 1 {
+                            LeftSet::Word(ensemble.bitsets[start])
+                        } else {
+                            let offset = bitsets.len();
+                            bitsets.extend_from_slice(
+                                &ensemble.bitsets[start..start + n.cat_len as usize],
+                            );
+                            // Up to the feature's widest bitset, and one more word for the clamp.
+                            bitsets.resize(offset + words[n.feature as usize] as usize + 1, 0);
+                            LeftSet::Padded(offset)
+                        };
+                        (source, set)
+                    })
+                    .collect()
+            })
+            .collect();
+        Layout {
+            keys,
+            words,
+            sources,
+            bitsets: bitsets.into_boxed_slice(),
+        }
+    }
+}
+
 impl CompiledTrees {
     /// Compiles `ensemble`'s trees for this machine (an error names why it cannot).
     pub fn compile(ensemble: &TreeEnsemble) -> Result<CompiledTrees, String> {
+        Self::compile_shaped(
+            ensemble,
+            Shape {
+                trees_per_function: TREES_PER_FUNCTION,
+                branchless_height: BRANCHLESS_HEIGHT,
+            },
+        )
+    }
+
+    /// Compiles with a given code shape (the tests run every shape against the walker).
+    pub(super) fn compile_shaped(
+        ensemble: &TreeEnsemble,
+        shape: Shape,
+    ) -> Result<CompiledTrees, String> {
+        assert!(shape.trees_per_function > 0);
         let mut flags = settings::builder();
         flags.set("opt_level", "speed").map_err(|e| e.to_string())?;
         flags
@@ -77,22 +276,14 @@ impl CompiledTrees {
         let mut ctx = module.make_context();
         let mut builder_ctx = FunctionBuilderContext::new();
         let pointer = module.target_config().pointer_type();
-        let bitsets: Box<[u32]> = ensemble.bitsets.clone().into_boxed_slice();
-        let mut code_features: Vec<usize> = ensemble
+        let layout = Layout::of(ensemble);
+        let mut ids = Vec::new();
+        let trees: Vec<(&Tree, &[(Source, LeftSet)])> = ensemble
             .trees
             .iter()
-            .flat_map(|t| &t.nodes[..t.internal])
-            .filter(|n| n.decision & CATEGORICAL != 0)
-            .map(|n| n.feature as usize)
+            .zip(layout.sources.iter().map(Vec::as_slice))
             .collect();
-        code_features.sort_unstable();
-        code_features.dedup();
-        let mut slot_of = vec![0u32; ensemble.num_features()];
-        for (slot, &feature) in code_features.iter().enumerate() {
-            slot_of[feature] = slot as u32;
-        }
-        let mut ids = Vec::new();
-        for (index, trees) in ensemble.trees.chunks(TREES_PER_FUNCTION).enumerate() {
+        for (index, trees) in trees.chunks(shape.trees_per_function).enumerate() {
             let mut sig = module.make_signature();
             sig.params.push(AbiParam::new(pointer));
             sig.params.push(AbiParam::new(types::I64));
@@ -107,7 +298,7 @@ impl CompiledTrees {
             ctx.func.name = UserFuncName::user(0, id.as_u32());
             {
                 let mut b = FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
-                emit_function(&mut b, &bitsets, &slot_of, trees, pointer);
+                emit_function(&mut b, &layout, trees, pointer, shape.branchless_height);
                 b.seal_all_blocks();
                 b.finalize(module.target_config());
             }
@@ -128,9 +319,9 @@ impl CompiledTrees {
             .collect();
         Ok(CompiledTrees {
             _module: module,
-            _bitsets: bitsets,
+            _bitsets: layout.bitsets,
             functions,
-            code_features,
+            keys: layout.keys,
         })
     }
 
@@ -138,32 +329,23 @@ impl CompiledTrees {
     /// `rows` (row-major, `cols` values each, zeroing of |x| <= 1e-35 already applied).
     pub fn accumulate(&self, rows: &[f64], cols: usize, raw: &mut [f64]) {
         assert!(rows.len() >= raw.len() * cols);
-        // Categorical codes, once per row: truncated toward zero and saturated as C++'s cast is
-        // on x86 for the values LightGBM defines; NaN past every bitset (right).
-        let slots = self.code_features.len();
-        let mut codes = Vec::with_capacity(raw.len() * slots);
+        let width = self.keys.len();
+        let mut keys = Vec::with_capacity(raw.len() * width);
         for row in rows.chunks_exact(cols).take(raw.len()) {
-            codes.extend(self.code_features.iter().map(|&f| {
-                let x = row[f];
-                if x.is_nan() {
-                    u32::MAX
-                } else {
-                    x as i32 as u32
-                }
-            }));
+            keys.extend(self.keys.iter().map(|key| key.of(row)));
         }
         for f in &self.functions {
-            // SAFETY: `rows` holds raw.len() rows of `cols` f64 each and `codes` raw.len() rows
-            // of `slots` codes; the code reads only features below `cols` (checked at parse
-            // time) and slots below `slots`, and writes raw[0..raw.len()].
+            // SAFETY: `rows` holds raw.len() rows of `cols` f64 each and `keys` raw.len() rows
+            // of `width` keys; the code reads only features below `cols` (checked at parse
+            // time) and slots below `width`, and writes raw[0..raw.len()].
             unsafe {
                 f(
                     rows.as_ptr(),
                     (cols * 8) as i64,
                     raw.len() as i64,
                     raw.as_mut_ptr(),
-                    codes.as_ptr(),
-                    (slots * 4) as i64,
+                    keys.as_ptr(),
+                    (width * 8) as i64,
                 );
             }
         }
@@ -172,25 +354,35 @@ impl CompiledTrees {
 
 fn emit_function(
     b: &mut FunctionBuilder,
-    bitsets: &[u32],
-    slot_of: &[u32],
-    trees: &[Tree],
+    layout: &Layout,
+    trees: &[(&Tree, &[(Source, LeftSet)])],
     pointer: types::Type,
+    branchless_height: usize,
 ) {
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);
     b.switch_to_block(entry);
     let params = b.block_params(entry).to_vec();
     let (rows, row_bytes, n_rows, raw) = (params[0], params[1], params[2], params[3]);
-    let (codes, code_row_bytes) = (params[4], params[5]);
+    let (keys, key_row_bytes) = (params[4], params[5]);
     let flags = MachMemFlags::trusted();
 
     let i = b.declare_var(types::I64);
     let acc = b.declare_var(types::F64);
     let row = b.declare_var(pointer);
-    let code_row = b.declare_var(pointer);
     let zero = b.ins().iconst(types::I64, 0);
     b.def_var(i, zero);
+    // One variable per key slot these trees read, loaded once per row.
+    let mut slots: Vec<Option<Variable>> = vec![None; layout.keys.len()];
+    for (_, sources) in trees {
+        for (source, _) in *sources {
+            if let Source::Slot(s) = *source
+                && slots[s].is_none()
+            {
+                slots[s] = Some(b.declare_var(types::I64));
+            }
+        }
+    }
 
     let header = b.create_block();
     let body = b.create_block();
@@ -207,17 +399,30 @@ fn emit_function(
     let offset = b.ins().imul(iv, row_bytes);
     let row_ptr = b.ins().iadd(rows, offset);
     b.def_var(row, row_ptr);
-    let code_offset = b.ins().imul(iv, code_row_bytes);
-    let code_ptr = b.ins().iadd(codes, code_offset);
-    b.def_var(code_row, code_ptr);
+    let key_offset = b.ins().imul(iv, key_row_bytes);
+    let key_ptr = b.ins().iadd(keys, key_offset);
+    for (slot, var) in slots.iter().enumerate() {
+        if let Some(var) = *var {
+            let key = b.ins().load(types::I64, flags, key_ptr, (slot * 8) as i32);
+            b.def_var(var, key);
+        }
+    }
     let raw_offset = b.ins().ishl_imm_u(iv, 3);
     let raw_ptr = b.ins().iadd(raw, raw_offset);
     let start = b.ins().load(types::F64, flags, raw_ptr, 0);
     b.def_var(acc, start);
 
-    for tree in trees {
+    let reads = Reads {
+        layout,
+        slots: &slots,
+        row,
+        acc,
+        flags,
+        branchless_height,
+    };
+    for &(tree, sources) in trees {
         let next = b.create_block();
-        emit_tree(b, bitsets, slot_of, tree, [row, code_row], acc, next, flags);
+        reads.emit_tree(b, TreeCode { tree, sources }, next);
         b.switch_to_block(next);
     }
     // Store the row's sum and go on with the next row.
@@ -234,96 +439,218 @@ fn emit_function(
     b.ins().return_(&[]);
 }
 
-/// Emits one tree: from the current block, branches down to a leaf, adds its value to `acc`,
-/// and jumps to `next`. `[row, code_row]` point at the row's values and its categorical codes.
-#[allow(clippy::too_many_arguments)]
-fn emit_tree(
-    b: &mut FunctionBuilder,
-    bitsets: &[u32],
-    slot_of: &[u32],
-    tree: &Tree,
-    [row, code_row]: [Variable; 2],
+/// A tree and, for each internal node, where it reads and its left set.
+#[derive(Clone, Copy)]
+struct TreeCode<'a> {
+    tree: &'a Tree,
+    sources: &'a [(Source, LeftSet)],
+}
+
+/// What a tree's code reads: the row, its keys (in variables), and the running sum.
+struct Reads<'a> {
+    layout: &'a Layout,
+    slots: &'a [Option<Variable>],
+    row: Variable,
     acc: Variable,
-    next: cranelift_codegen::ir::Block,
     flags: MachMemFlags,
-) {
-    // One block per node (internal and leaf), created up front so children can be targets.
-    let blocks: Vec<_> = (0..tree.nodes.len()).map(|_| b.create_block()).collect();
-    b.ins().jump(blocks[0], &[]);
-    for (index, block) in blocks.iter().enumerate() {
-        b.switch_to_block(*block);
+    branchless_height: usize,
+}
+
+impl Reads<'_> {
+    /// Emits one tree: from the current block, branches down to a leaf, adds its value to the
+    /// sum, and jumps to `next`.
+    fn emit_tree(&self, b: &mut FunctionBuilder, code: TreeCode, next: Block) {
+        let tree = code.tree;
+        let heights = heights(tree);
+        // Nodes in preorder, each in its own block; a subtree at most `branchless_height` high
+        // is one block that selects its leaf value without branching.
+        let mut stack = vec![(0usize, b.create_block())];
+        b.ins().jump(stack[0].1, &[]);
+        while let Some((index, block)) = stack.pop() {
+            b.switch_to_block(block);
+            if index >= tree.internal || heights[index] <= self.branchless_height {
+                let value = self.emit_subtree_value(b, code, index);
+                let value = b.ins().bitcast(types::F64, MachMemFlags::new(), value);
+                let a = b.use_var(self.acc);
+                let sum = b.ins().fadd(a, value);
+                b.def_var(self.acc, sum);
+                b.ins().jump(next, &[]);
+                continue;
+            }
+            let n = &tree.nodes[index];
+            let goes_left = self.emit_condition(b, code, index);
+            let (left, right) = (b.create_block(), b.create_block());
+            b.ins().brif(goes_left, left, &[], right, &[]);
+            // Left first: it comes next in the code and is the fall-through.
+            stack.push((n.right as usize, right));
+            stack.push((n.left as usize, left));
+        }
+    }
+
+    /// The bits of the leaf value row reaches from node `index`, chosen by conditional moves.
+    fn emit_subtree_value(&self, b: &mut FunctionBuilder, code: TreeCode, index: usize) -> Value {
+        let tree = code.tree;
         if index >= tree.internal {
             let value = tree.leaves[index - tree.internal];
-            let a = b.use_var(acc);
-            let leaf = b.ins().f64const(value);
-            let sum = b.ins().fadd(a, leaf);
-            b.def_var(acc, sum);
-            b.ins().jump(next, &[]);
-            continue;
+            return b.ins().iconst(types::I64, value.to_bits() as i64);
         }
         let n = &tree.nodes[index];
-        let left = blocks[n.left as usize];
-        let right = blocks[n.right as usize];
-        if n.decision & CATEGORICAL != 0 {
-            let code_ptr = b.use_var(code_row);
-            let slot = slot_of[n.feature as usize] as i32;
-            let code = b.ins().load(types::I32, flags, code_ptr, slot * 4);
-            let limit = b.ins().iconst(types::I32, i64::from(n.cat_len) * 32);
-            // Negative codes and NaN (u32::MAX) are huge unsigned numbers: past the bitset, right.
-            let inside = b.ins().icmp(IntCC::UnsignedLessThan, code, limit);
-            let test = b.create_block();
-            b.ins().brif(inside, test, &[], right, &[]);
-            b.switch_to_block(test);
-            let start = n.cat_start as usize;
-            let bits = if n.cat_len == 1 {
-                // One word: the bitset is an immediate.
-                b.ins().iconst(types::I32, i64::from(bitsets[start]))
-            } else {
+        let goes_left = self.emit_condition(b, code, index);
+        let left = self.emit_subtree_value(b, code, n.left as usize);
+        let right = self.emit_subtree_value(b, code, n.right as usize);
+        b.ins().select(goes_left, left, right)
+    }
+
+    /// Whether the row goes left at internal node `index` (nonzero when it does).
+    fn emit_condition(&self, b: &mut FunctionBuilder, code: TreeCode, index: usize) -> Value {
+        let n = &code.tree.nodes[index];
+        let (source, set) = code.sources[index];
+        match source {
+            Source::Slot(slot) => {
+                let key = b.use_var(self.slots[slot].expect("slot declared for this tree"));
+                if n.decision & CATEGORICAL != 0 {
+                    self.emit_bit_test(b, n.feature, set, key)
+                } else {
+                    let t = b.ins().iconst(types::I64, order_key(n.threshold));
+                    b.ins().icmp(IntCC::SignedLessThanOrEqual, key, t)
+                }
+            }
+            Source::Row => {
+                // Missing type Zero: NaN and 0 take the default way, others `x <= t`.
+                let row_ptr = b.use_var(self.row);
+                let x = b
+                    .ins()
+                    .load(types::F64, self.flags, row_ptr, (n.feature as i32) * 8);
+                let t = b.ins().f64const(n.threshold);
+                let zero = b.ins().f64const(0.0);
+                let is_default = b.ins().fcmp(FloatCC::UnorderedOrEqual, x, zero);
+                let below = b.ins().fcmp(FloatCC::LessThanOrEqual, x, t);
+                if n.decision & DEFAULT_LEFT != 0 {
+                    b.ins().bor(is_default, below)
+                } else {
+                    let not_default = b.ins().bxor_imm_u(is_default, 1);
+                    b.ins().band(not_default, below)
+                }
+            }
+        }
+    }
+
+    /// The bit of `code` (a clamped categorical code) in a node's left set: 1 when it goes left.
+    fn emit_bit_test(
+        &self,
+        b: &mut FunctionBuilder,
+        feature: u32,
+        set: LeftSet,
+        code: Value,
+    ) -> Value {
+        match set {
+            LeftSet::Word(word) => {
+                // A 64-bit immediate whose upper half is clear: codes 32 and up (the clamp
+                // included) shift every set bit out. A wider feature's clamp lies past 63 (the
+                // shift would wrap), so its codes are cut to 32 first.
+                let bits = b.ins().iconst(types::I64, i64::from(word));
+                let code = if self.layout.words[feature as usize] > 1 {
+                    let limit = b.ins().iconst(types::I64, 32);
+                    b.ins().umin(code, limit)
+                } else {
+                    code
+                };
+                let shifted = b.ins().ushr(bits, code);
+                b.ins().band_imm_u(shifted, 1)
+            }
+            LeftSet::Padded(offset) => {
+                // Every clamped code's word lies inside the padded bitset.
                 let word = b.ins().ushr_imm_u(code, 5);
-                let word = b.ins().uextend(types::I64, word);
                 let byte_offset = b.ins().ishl_imm_u(word, 2);
-                let base = bitsets[start..].as_ptr() as i64;
+                let base = self.layout.bitsets[offset..].as_ptr() as i64;
                 let base = b.ins().iconst(types::I64, base);
                 let address = b.ins().iadd(base, byte_offset);
-                b.ins().load(types::I32, flags, address, 0)
-            };
-            let shift = b.ins().band_imm_u(code, 31);
-            let shifted = b.ins().ushr(bits, shift);
-            let bit = b.ins().band_imm_u(shifted, 1);
-            b.ins().brif(bit, left, &[], right, &[]);
-            continue;
-        }
-        let row_ptr = b.use_var(row);
-        let x = b
-            .ins()
-            .load(types::F64, flags, row_ptr, (n.feature as i32) * 8);
-        let t = b.ins().f64const(n.threshold);
-        let missing = (n.decision >> 2) & 3;
-        let default_left = n.decision & DEFAULT_LEFT != 0;
-        let goes_left = if missing == MISSING_ZERO {
-            // NaN and 0 take the default way.
-            let zero = b.ins().f64const(0.0);
-            let is_default = b.ins().fcmp(FloatCC::UnorderedOrEqual, x, zero);
-            let below = b.ins().fcmp(FloatCC::LessThanOrEqual, x, t);
-            if default_left {
-                b.ins().bor(is_default, below)
-            } else {
-                let not_default = b.ins().bxor_imm_u(is_default, 1);
-                b.ins().band(not_default, below)
+                let bits = b.ins().load(types::I32, self.flags, address, 0);
+                let code = b.ins().ireduce(types::I32, code);
+                let shift = b.ins().band_imm_u(code, 31);
+                let shifted = b.ins().ushr(bits, shift);
+                b.ins().band_imm_u(shifted, 1)
             }
-        } else {
-            let nan_left = if missing == MISSING_NAN {
-                default_left
-            } else {
-                0.0 <= n.threshold
-            };
-            let cc = if nan_left {
-                FloatCC::UnorderedOrLessThanOrEqual
-            } else {
-                FloatCC::LessThanOrEqual
-            };
-            b.ins().fcmp(cc, x, t)
-        };
-        b.ins().brif(goes_left, left, &[], right, &[]);
+            LeftSet::None => unreachable!("a categorical node has a left set"),
+        }
+    }
+}
+
+/// Each node's height: 0 for a leaf, 1 + the taller child's for an internal node (nodes the root
+/// does not reach, which the parser allows, stay 0: no code is emitted for them).
+fn heights(tree: &Tree) -> Vec<usize> {
+    let mut heights = vec![0; tree.nodes.len()];
+    // Preorder from the root (the parser checked the children form a tree), then children
+    // before parents by walking it backwards.
+    let mut preorder = Vec::with_capacity(tree.internal);
+    let mut stack = vec![0usize];
+    while let Some(index) = stack.pop() {
+        if index < tree.internal {
+            preorder.push(index);
+            stack.push(tree.nodes[index].left as usize);
+            stack.push(tree.nodes[index].right as usize);
+        }
+    }
+    for &index in preorder.iter().rev() {
+        let n = &tree.nodes[index];
+        heights[index] = 1 + heights[n.left as usize].max(heights[n.right as usize]);
+    }
+    heights
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_keys_order_as_the_floats_do() {
+        let values = [
+            f64::NEG_INFINITY,
+            -f64::MAX,
+            -1e300,
+            -2.0,
+            -1.0,
+            -0.5,
+            -1e-36,
+            -f64::MIN_POSITIVE,
+            -5e-324,
+            -0.0,
+            0.0,
+            5e-324,
+            f64::MIN_POSITIVE,
+            1e-36,
+            1e-35,
+            0.5,
+            1.0,
+            1.0000000000000002,
+            2.0,
+            1e300,
+            f64::MAX,
+            f64::INFINITY,
+        ];
+        for &a in &values {
+            for &b in &values {
+                assert_eq!(
+                    order_key(a).cmp(&order_key(b)),
+                    a.partial_cmp(&b).unwrap(),
+                    "{a:e} vs {b:e}"
+                );
+            }
+        }
+        // NaN sits above or below every number, as the key asks.
+        let row = [f64::NAN];
+        assert_eq!(Key::NanAbove(0).of(&row), i64::MAX);
+        assert_eq!(Key::NanBelow(0).of(&row), i64::MIN);
+        assert!(order_key(f64::INFINITY) < i64::MAX);
+        assert!(order_key(f64::NEG_INFINITY) > i64::MIN);
+        // Codes: truncated, negatives and NaN at the clamp.
+        let clamp = 64;
+        let code = |x: f64| Key::Code { feature: 0, clamp }.of(&[x]);
+        assert_eq!(code(3.7), 3);
+        assert_eq!(code(-0.5), 0);
+        assert_eq!(code(-1.0), clamp);
+        assert_eq!(code(f64::NAN), clamp);
+        assert_eq!(code(1e12), clamp);
+        assert_eq!(code(63.0), 63);
     }
 }
