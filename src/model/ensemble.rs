@@ -784,11 +784,21 @@ pandas_categorical:[[\"a\", \"b\", \"c\", \"d\"]]
                     let m = TreeEnsemble::parse(&text).unwrap();
                     assert_eq!(m.num_trees(), 5);
                     let walked = m.predict(&matrix);
-                    // Branching everywhere, branchless below the root, branchless throughout.
-                    for (trees_per_function, branchless_height) in [(1, 0), (2, 1), (5, 4)] {
+                    // Branching everywhere, branchless below the root, branchless throughout;
+                    // numerical splits as keys in registers (24), as floats with the codes in
+                    // registers (1), as floats with each code loaded where it is used (0).
+                    for (trees_per_function, branchless_height, max_keys) in [
+                        (1, 0, 24),
+                        (2, 1, 24),
+                        (5, 4, 24),
+                        (1, 0, 0),
+                        (5, 4, 0),
+                        (2, 1, 1),
+                    ] {
                         let shape = jit::Shape {
                             trees_per_function,
                             branchless_height,
+                            max_keys,
                         };
                         let compiled = CompiledTrees::compile_shaped(&m, shape).unwrap();
                         let ran = m.predict_using(&matrix, Some(&compiled));
@@ -805,7 +815,7 @@ pandas_categorical:[[\"a\", \"b\", \"c\", \"d\"]]
                 }
             }
         }
-        assert_eq!(checked, 108);
+        assert_eq!(checked, 216);
     }
 
     /// A two-level tree: a one-word categorical split on c ({1, 2} left), then x <= 0.2 with NaN

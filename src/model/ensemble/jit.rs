@@ -12,7 +12,8 @@
 //! Near the leaves, where branches are the hardest to predict, a small subtree is not branched
 //! through at all: all its splits are evaluated and conditional moves pick the leaf value
 //! ([`BRANCHLESS_HEIGHT`]). Above, each split is a branch, laid out in preorder so the left
-//! child falls through.
+//! child falls through. A wide model, whose splits would need more keys than fit in registers
+//! ([`MAX_KEYS`]), compares its numerical features as floats read from the row instead.
 //!
 //! The semantics are the walker's (see the parent module), decided per node at compile time:
 //! - numerical, missing None: NaN reads as 0, so NaN goes left exactly when 0 <= threshold: the
@@ -54,6 +55,15 @@ const TREES_PER_FUNCTION: usize = 5;
 /// and 7 no better (3.86-4.82 s).
 const BRANCHLESS_HEIGHT: usize = 4;
 
+/// At most this many keys per row: past it (wide models), numerical splits compare the row's
+/// floats directly and only categorical codes are keys, since computing every key of every row
+/// would cost more than the few splits each row meets. Also the most keys a compiled function
+/// loads into registers when it starts a row; one whose trees read more loads each where it is
+/// used. On a 200-feature model (63 leaves, 300 trees, 100k rows, one thread), keys for every
+/// feature took 0.87 and 1.23 s where the float compares of the code before keys took 0.71 and
+/// 0.73 s; with this limit, 0.77 and 0.61 s. The bench model reads 23 keys.
+const MAX_KEYS: usize = 24;
+
 /// `fn(rows, row_bytes, n_rows, raw, keys, key_row_bytes)`: adds the function's trees' leaf
 /// values to `raw[i]` for each of the `n_rows` rows (row-major f64, `row_bytes` apart), reading
 /// the rows' keys from `keys` (row-major i64, `key_row_bytes` apart).
@@ -64,6 +74,7 @@ type BlockFn = unsafe extern "C" fn(*const f64, i64, i64, *mut f64, *const i64, 
 pub(super) struct Shape {
     pub trees_per_function: usize,
     pub branchless_height: usize,
+    pub max_keys: usize,
 }
 
 /// One integer computed from a row before the trees run; splits read these instead of the row.
@@ -166,7 +177,7 @@ struct Layout {
 }
 
 impl Layout {
-    fn of(ensemble: &TreeEnsemble) -> Layout {
+    fn of(ensemble: &TreeEnsemble, max_keys: usize) -> Layout {
         let mut words = vec![0u32; ensemble.num_features()];
         for n in ensemble.trees.iter().flat_map(|t| &t.nodes[..t.internal]) {
             if n.decision & CATEGORICAL != 0 {
@@ -174,6 +185,20 @@ impl Layout {
                 *w = (*w).max(u32::from(n.cat_len));
             }
         }
+        let numerical_keys = {
+            let mut keys: Vec<(usize, bool)> = ensemble
+                .trees
+                .iter()
+                .flat_map(|t| &t.nodes[..t.internal])
+                .filter(|n| n.decision & CATEGORICAL == 0)
+                .filter_map(|n| Some((n.feature as usize, nan_goes_left(n)?)))
+                .collect();
+            keys.sort_unstable();
+            keys.dedup();
+            keys.len()
+        };
+        let categorical_keys = words.iter().filter(|&&w| w > 0).count();
+        let numerical_as_keys = numerical_keys + categorical_keys <= max_keys;
         let key_of = |n: &super::Node| -> Option<Key> {
             let f = n.feature as usize;
             if n.decision & CATEGORICAL != 0 {
@@ -182,13 +207,10 @@ impl Layout {
                     clamp: i64::from(words[f]) * 32,
                 });
             }
-            let missing = (n.decision >> 2) & 3;
-            let nan_left = match missing {
-                MISSING_ZERO => return None,
-                MISSING_NAN => n.decision & DEFAULT_LEFT != 0,
-                _ => 0.0 <= n.threshold,
-            };
-            Some(if nan_left {
+            if !numerical_as_keys {
+                return None;
+            }
+            Some(if nan_goes_left(n)? {
                 Key::NanBelow(f)
             } else {
                 Key::NanAbove(f)
@@ -252,6 +274,7 @@ impl CompiledTrees {
             Shape {
                 trees_per_function: TREES_PER_FUNCTION,
                 branchless_height: BRANCHLESS_HEIGHT,
+                max_keys: MAX_KEYS,
             },
         )
     }
@@ -276,7 +299,7 @@ impl CompiledTrees {
         let mut ctx = module.make_context();
         let mut builder_ctx = FunctionBuilderContext::new();
         let pointer = module.target_config().pointer_type();
-        let layout = Layout::of(ensemble);
+        let layout = Layout::of(ensemble, shape.max_keys);
         let mut ids = Vec::new();
         let trees: Vec<(&Tree, &[(Source, LeftSet)])> = ensemble
             .trees
@@ -298,7 +321,7 @@ impl CompiledTrees {
             ctx.func.name = UserFuncName::user(0, id.as_u32());
             {
                 let mut b = FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
-                emit_function(&mut b, &layout, trees, pointer, shape.branchless_height);
+                emit_function(&mut b, &layout, trees, pointer, shape);
                 b.seal_all_blocks();
                 b.finalize(module.target_config());
             }
@@ -357,7 +380,7 @@ fn emit_function(
     layout: &Layout,
     trees: &[(&Tree, &[(Source, LeftSet)])],
     pointer: types::Type,
-    branchless_height: usize,
+    shape: Shape,
 ) {
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);
@@ -370,19 +393,24 @@ fn emit_function(
     let i = b.declare_var(types::I64);
     let acc = b.declare_var(types::F64);
     let row = b.declare_var(pointer);
+    let key_row = b.declare_var(pointer);
     let zero = b.ins().iconst(types::I64, 0);
     b.def_var(i, zero);
-    // One variable per key slot these trees read, loaded once per row.
-    let mut slots: Vec<Option<Variable>> = vec![None; layout.keys.len()];
+    // The key slots these trees read: each one a variable loaded when a row starts, unless there
+    // are too many to keep in registers, when each split loads its key instead.
+    let mut used = vec![false; layout.keys.len()];
     for (_, sources) in trees {
         for (source, _) in *sources {
-            if let Source::Slot(s) = *source
-                && slots[s].is_none()
-            {
-                slots[s] = Some(b.declare_var(types::I64));
+            if let Source::Slot(s) = *source {
+                used[s] = true;
             }
         }
     }
+    let preload = used.iter().filter(|&&u| u).count() <= shape.max_keys;
+    let slots: Vec<Option<Variable>> = used
+        .iter()
+        .map(|&u| (u && preload).then(|| b.declare_var(types::I64)))
+        .collect();
 
     let header = b.create_block();
     let body = b.create_block();
@@ -401,6 +429,7 @@ fn emit_function(
     b.def_var(row, row_ptr);
     let key_offset = b.ins().imul(iv, key_row_bytes);
     let key_ptr = b.ins().iadd(keys, key_offset);
+    b.def_var(key_row, key_ptr);
     for (slot, var) in slots.iter().enumerate() {
         if let Some(var) = *var {
             let key = b.ins().load(types::I64, flags, key_ptr, (slot * 8) as i32);
@@ -416,9 +445,10 @@ fn emit_function(
         layout,
         slots: &slots,
         row,
+        key_row,
         acc,
         flags,
-        branchless_height,
+        branchless_height: shape.branchless_height,
     };
     for &(tree, sources) in trees {
         let next = b.create_block();
@@ -449,8 +479,10 @@ struct TreeCode<'a> {
 /// What a tree's code reads: the row, its keys (in variables), and the running sum.
 struct Reads<'a> {
     layout: &'a Layout,
+    /// The variable holding each key slot, when the function loaded it at the row's start.
     slots: &'a [Option<Variable>],
     row: Variable,
+    key_row: Variable,
     acc: Variable,
     flags: MachMemFlags,
     branchless_height: usize,
@@ -507,7 +539,14 @@ impl Reads<'_> {
         let (source, set) = code.sources[index];
         match source {
             Source::Slot(slot) => {
-                let key = b.use_var(self.slots[slot].expect("slot declared for this tree"));
+                let key = match self.slots[slot] {
+                    Some(var) => b.use_var(var),
+                    None => {
+                        let key_row = b.use_var(self.key_row);
+                        b.ins()
+                            .load(types::I64, self.flags, key_row, (slot * 8) as i32)
+                    }
+                };
                 if n.decision & CATEGORICAL != 0 {
                     self.emit_bit_test(b, n.feature, set, key)
                 } else {
@@ -516,12 +555,21 @@ impl Reads<'_> {
                 }
             }
             Source::Row => {
-                // Missing type Zero: NaN and 0 take the default way, others `x <= t`.
                 let row_ptr = b.use_var(self.row);
                 let x = b
                     .ins()
                     .load(types::F64, self.flags, row_ptr, (n.feature as i32) * 8);
                 let t = b.ins().f64const(n.threshold);
+                if let Some(nan_left) = nan_goes_left(n) {
+                    // `x <= t`, with NaN (unordered) on the side it takes.
+                    let cc = if nan_left {
+                        FloatCC::UnorderedOrLessThanOrEqual
+                    } else {
+                        FloatCC::LessThanOrEqual
+                    };
+                    return b.ins().fcmp(cc, x, t);
+                }
+                // Missing type Zero: NaN and 0 take the default way, others `x <= t`.
                 let zero = b.ins().f64const(0.0);
                 let is_default = b.ins().fcmp(FloatCC::UnorderedOrEqual, x, zero);
                 let below = b.ins().fcmp(FloatCC::LessThanOrEqual, x, t);
@@ -573,6 +621,18 @@ impl Reads<'_> {
             }
             LeftSet::None => unreachable!("a categorical node has a left set"),
         }
+    }
+}
+
+/// Whether NaN goes left at numerical node `n`, or `None` for missing type Zero (where NaN and 0
+/// both go the default way, which one key cannot express).
+fn nan_goes_left(n: &super::Node) -> Option<bool> {
+    match (n.decision >> 2) & 3 {
+        MISSING_ZERO => None,
+        // NaN goes the default way.
+        MISSING_NAN => Some(n.decision & DEFAULT_LEFT != 0),
+        // Missing None: NaN reads as 0.
+        _ => Some(0.0 <= n.threshold),
     }
 }
 
