@@ -185,21 +185,9 @@ impl Layout {
                 *w = (*w).max(u32::from(n.cat_len));
             }
         }
-        let numerical_keys = {
-            let mut keys: Vec<(usize, bool)> = ensemble
-                .trees
-                .iter()
-                .flat_map(|t| &t.nodes[..t.internal])
-                .filter(|n| n.decision & CATEGORICAL == 0)
-                .filter_map(|n| Some((n.feature as usize, nan_goes_left(n)?)))
-                .collect();
-            keys.sort_unstable();
-            keys.dedup();
-            keys.len()
-        };
-        let categorical_keys = words.iter().filter(|&&w| w > 0).count();
-        let numerical_as_keys = numerical_keys + categorical_keys <= max_keys;
-        let key_of = |n: &super::Node| -> Option<Key> {
+        // Numerical splits read keys only while every key fits the budget; past it, only the
+        // categorical codes are keys.
+        let key_of = |n: &super::Node, numerical: bool| -> Option<Key> {
             let f = n.feature as usize;
             if n.decision & CATEGORICAL != 0 {
                 return Some(Key::Code {
@@ -207,7 +195,7 @@ impl Layout {
                     clamp: i64::from(words[f]) * 32,
                 });
             }
-            if !numerical_as_keys {
+            if !numerical {
                 return None;
             }
             Some(if nan_goes_left(n)? {
@@ -220,10 +208,14 @@ impl Layout {
             .trees
             .iter()
             .flat_map(|t| &t.nodes[..t.internal])
-            .filter_map(key_of)
+            .filter_map(|n| key_of(n, true))
             .collect();
         keys.sort_unstable();
         keys.dedup();
+        let numerical_as_keys = keys.len() <= max_keys;
+        if !numerical_as_keys {
+            keys.retain(|key| matches!(key, Key::Code { .. }));
+        }
         let mut bitsets = Vec::new();
         let sources = ensemble
             .trees
@@ -232,7 +224,7 @@ impl Layout {
                 t.nodes[..t.internal]
                     .iter()
                     .map(|n| {
-                        let source = match key_of(n) {
+                        let source = match key_of(n, numerical_as_keys) {
                             None => Source::Row,
                             Some(key) => Source::Slot(
                                 keys.binary_search(&key).expect("every key was collected"),
