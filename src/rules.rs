@@ -360,18 +360,15 @@ impl RuleRunner {
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
-        let (index, batches) = runtime().block_on(async {
-            let mut df = self
-                .ctx
-                .sql_with_options(&rule.sql, options)
+        let plan = async |ctx: &SessionContext| {
+            ctx.sql_with_options(&rule.sql, options)
                 .await
-                .map_err(|e| self.planning_error(rule, &e.to_string()))?;
+                .map_err(|e| self.planning_error(rule, &e.to_string()))
+        };
+        let (index, batches) = runtime().block_on(async {
+            let mut df = plan(&self.ctx).await?;
             if order_sensitive(df.logical_plan()) {
-                df = self
-                    .serial
-                    .sql_with_options(&rule.sql, options)
-                    .await
-                    .map_err(|e| self.planning_error(rule, &e.to_string()))?;
+                df = plan(&self.serial).await?;
             }
             // The plan's schema says whether the result names the id column, before it runs
             // and whether or not it returns rows.
