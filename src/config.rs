@@ -85,6 +85,10 @@ pub struct SplitConfig {
     pub time_column: Option<String>,
     /// For `method = "time"`: rows at or after this value are held out.
     pub cutoff: Option<String>,
+    /// For `method = "time"` on a text column not in ISO 8601: its strftime pattern
+    /// (for example `%m/%d/%Y`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_format: Option<String>,
     /// Share of the training rows set aside to decide when to stop boosting, so that the held-out
     /// rows judge a model that never saw them, not even to pick its number of trees.
     pub early_stopping_fraction: f64,
@@ -98,6 +102,7 @@ impl Default for SplitConfig {
             seed: 42,
             time_column: None,
             cutoff: None,
+            time_format: None,
             early_stopping_fraction: 0.2,
         }
     }

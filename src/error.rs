@@ -18,6 +18,10 @@ pub enum Error {
     #[error("{location}: {message}")]
     Rule { location: String, message: String },
 
+    /// Several independent problems found together (every broken rule at once), one per line.
+    #[error("{}", many_lines(.0))]
+    Many(Vec<Error>),
+
     /// A model bundle that is missing, malformed, or does not fit the data.
     #[error("{path}: {message}")]
     Model { path: PathBuf, message: String },
@@ -47,7 +51,21 @@ pub enum Error {
     },
 }
 
+fn many_lines(errors: &[Error]) -> String {
+    let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+    format!("{} problems:\n{}", errors.len(), lines.join("\n"))
+}
+
 impl Error {
+    /// One error as itself, several as `Many`, none as None.
+    pub fn all(mut errors: Vec<Error>) -> Option<Error> {
+        match errors.len() {
+            0 => None,
+            1 => errors.pop(),
+            _ => Some(Error::Many(errors)),
+        }
+    }
+
     pub fn data(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Error::Data {
             path: path.into(),

@@ -4,6 +4,7 @@
 //! table ([`data`]) -> features ([`data::encode`]) -> model ([`model`]) -> scores -> metrics
 //! ([`metrics`]) -> report ([`report`]). None of them knows about the command line.
 
+pub mod compare;
 pub mod config;
 pub mod data;
 pub mod error;

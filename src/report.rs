@@ -9,9 +9,13 @@ use comfy_table::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{DecileRow, Overlap, RuleComparison, Verdict};
+use crate::metrics::{DecileRow, RuleComparison, Verdict, count_text};
+use crate::split::PartRanges;
 
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 2: rules run as in production (a rule's `size` is its people among the evaluation
+/// rows after running over the whole history, with `base_size` beside it), model-side counts are
+/// expected counts over tied scores (fractional), `too_small` verdicts, `notes` lists.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Rules above and below the table and under the header, nothing between rows or columns.
 const RULED: &str = "  ── ──      ──    ";
@@ -27,7 +31,21 @@ pub struct CompareReport {
     pub model: ModelSummary,
     pub rules: Vec<RuleReport>,
     pub deciles: Vec<DecileRow>,
+    /// What may make the figures wrong (rows the model trained on, a feature that looks like the
+    /// outcome): shown first in every format.
+    pub warnings: Vec<String>,
     pub notes: Vec<String>,
+}
+
+/// Where rules ran: the base they would run against in production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleScope {
+    /// The whole history (a random holdout: the base holds training and held-out people alike);
+    /// each audience is then restricted to the evaluation rows.
+    History,
+    /// The evaluation rows themselves (a time split's later period, or `--eval`'s table).
+    EvaluationRows,
 }
 
 /// Where the evaluation rows came from.
@@ -39,6 +57,19 @@ pub struct Evaluation {
     /// The model directory, when an existing model was judged.
     pub model_dir: Option<String>,
     pub split: Option<String>,
+    /// |E|.
+    pub rows: usize,
+    pub rule_scope: RuleScope,
+    /// Rows of the table the rules ran over.
+    pub base_rows: usize,
+    /// True when the model trained on (some of) the evaluation rows: its figures are inflated.
+    pub in_sample: bool,
+    /// The estimated share of the evaluation rows the model trained on, when known.
+    pub training_overlap: Option<f64>,
+    /// A time split's span of each part.
+    pub time_ranges: Option<PartRanges>,
+    /// The seed of the hash that orders people of equal score where real people are chosen.
+    pub tie_seed: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,6 +80,8 @@ pub struct ModelSummary {
     pub eval_rows: usize,
     pub positives: usize,
     pub base_rate: Option<f64>,
+    /// Distinct scores among the evaluation rows.
+    pub distinct_scores: usize,
     pub note: Option<String>,
 }
 
@@ -56,51 +89,11 @@ pub struct ModelSummary {
 pub struct RuleReport {
     pub name: String,
     pub file: String,
-    pub size: usize,
-    pub share: f64,
-    pub rule_conversions: usize,
-    pub rule_rate: Option<f64>,
-    pub rule_lift: Option<f64>,
-    pub model_conversions: usize,
-    pub model_rate: Option<f64>,
-    pub model_lift: Option<f64>,
-    pub extra_conversions: i64,
-    pub overlap: Overlap,
-    pub rate_diff: Option<f64>,
-    pub rate_diff_ci: Option<(f64, f64)>,
-    pub verdict: Verdict,
-    pub rule_auc: Option<f64>,
-    pub rule_tpr: Option<f64>,
-    pub rule_fpr: Option<f64>,
-    pub model_reach_at_rule_rate: Option<usize>,
-    pub note: Option<String>,
-}
-
-impl RuleReport {
-    pub fn new(name: String, file: String, c: RuleComparison) -> RuleReport {
-        RuleReport {
-            name,
-            file,
-            size: c.size,
-            share: c.share,
-            rule_conversions: c.rule_conversions,
-            rule_rate: c.rule_rate,
-            rule_lift: c.rule_lift,
-            model_conversions: c.model_conversions,
-            model_rate: c.model_rate,
-            model_lift: c.model_lift,
-            extra_conversions: c.extra_conversions,
-            overlap: c.overlap,
-            rate_diff: c.rate_diff,
-            rate_diff_ci: c.rate_diff_ci,
-            verdict: c.verdict,
-            rule_auc: c.rule_auc,
-            rule_tpr: c.rule_tpr,
-            rule_fpr: c.rule_fpr,
-            model_reach_at_rule_rate: c.model_reach_at_rule_rate,
-            note: c.note,
-        }
-    }
+    /// The rule's people in the table it ran over, and their share of it.
+    pub base_size: usize,
+    pub base_share: f64,
+    #[serde(flatten)]
+    pub comparison: RuleComparison,
 }
 
 /// Output formats of `compare`.
@@ -110,6 +103,16 @@ pub enum ReportFormat {
     Json,
     Csv,
     Markdown,
+}
+
+impl RuleReport {
+    /// Sentences about this rule, prefixed with its name.
+    fn named_notes(&self) -> impl Iterator<Item = String> + '_ {
+        self.comparison
+            .notes
+            .iter()
+            .map(|n| format!("{}: {n}", self.name))
+    }
 }
 
 impl CompareReport {
@@ -137,6 +140,8 @@ impl CompareReport {
             "file",
             "size",
             "share",
+            "base_size",
+            "base_share",
             "rule_conversions",
             "rule_rate",
             "rule_lift",
@@ -150,6 +155,7 @@ impl CompareReport {
             "rule_only_rate",
             "model_only",
             "model_only_rate",
+            "tied_at_cut",
             "rate_diff",
             "rate_diff_ci_low",
             "rate_diff_ci_high",
@@ -161,61 +167,109 @@ impl CompareReport {
             "model_auc",
             "eval_rows",
             "base_rate",
-            "note",
+            "rule_scope",
+            "in_sample",
+            "notes",
+            "warnings",
         ];
         w.write_record(header).expect("writing to memory");
         let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
+        let scope = match self.evaluation.rule_scope {
+            RuleScope::History => "history",
+            RuleScope::EvaluationRows => "evaluation_rows",
+        };
+        let warnings = self.warnings.join("; ");
         for r in &self.rules {
+            let c = &r.comparison;
             let record = vec![
                 r.name.clone(),
                 r.file.clone(),
-                r.size.to_string(),
-                r.share.to_string(),
-                r.rule_conversions.to_string(),
-                opt(r.rule_rate),
-                opt(r.rule_lift),
-                r.model_conversions.to_string(),
-                opt(r.model_rate),
-                opt(r.model_lift),
-                r.extra_conversions.to_string(),
-                r.overlap.both.to_string(),
-                opt(r.overlap.both_rate),
-                r.overlap.rule_only.to_string(),
-                opt(r.overlap.rule_only_rate),
-                r.overlap.model_only.to_string(),
-                opt(r.overlap.model_only_rate),
-                opt(r.rate_diff),
-                opt(r.rate_diff_ci.map(|c| c.0)),
-                opt(r.rate_diff_ci.map(|c| c.1)),
-                r.verdict.label().to_string(),
-                opt(r.rule_auc),
-                opt(r.rule_tpr),
-                opt(r.rule_fpr),
-                r.model_reach_at_rule_rate
+                c.size.to_string(),
+                c.share.to_string(),
+                r.base_size.to_string(),
+                r.base_share.to_string(),
+                c.rule_conversions.to_string(),
+                opt(c.rule_rate),
+                opt(c.rule_lift),
+                c.model_conversions.to_string(),
+                opt(c.model_rate),
+                opt(c.model_lift),
+                c.extra_conversions.to_string(),
+                c.overlap.both.to_string(),
+                opt(c.overlap.both_rate),
+                c.overlap.rule_only.to_string(),
+                opt(c.overlap.rule_only_rate),
+                c.overlap.model_only.to_string(),
+                opt(c.overlap.model_only_rate),
+                c.tied_at_cut.to_string(),
+                opt(c.rate_diff),
+                opt(c.rate_diff_ci.map(|c| c.0)),
+                opt(c.rate_diff_ci.map(|c| c.1)),
+                c.verdict.label().to_string(),
+                opt(c.rule_auc),
+                opt(c.rule_tpr),
+                opt(c.rule_fpr),
+                c.model_reach_at_rule_rate
                     .map(|v| v.to_string())
                     .unwrap_or_default(),
                 opt(self.model.auc),
                 self.model.eval_rows.to_string(),
                 opt(self.model.base_rate),
-                r.note.clone().unwrap_or_default(),
+                scope.to_string(),
+                self.evaluation.in_sample.to_string(),
+                c.notes.join("; "),
+                warnings.clone(),
             ];
             w.write_record(&record).expect("writing to memory");
         }
         String::from_utf8(w.into_inner().expect("writing to memory")).expect("CSV of UTF-8 text")
     }
 
+    /// The lines every format starts with: what was evaluated, where rules ran, the model.
     fn summary_lines(&self) -> Vec<String> {
         let m = &self.model;
-        let mut lines = vec![format!(
-            "Evaluation rows: {} ({}), {} conversions, base rate {}",
-            m.eval_rows,
-            match self.evaluation.source.as_str() {
-                "holdout" => "held out; the model never saw them",
-                _ => "given with --eval",
+        let e = &self.evaluation;
+        let whence = match (e.source.as_str(), e.in_sample) {
+            ("holdout", _) => "held out; the model never saw them".to_string(),
+            (_, true) => match e.training_overlap {
+                Some(share) => format!(
+                    "given with --eval; about {:.0}% of them trained the model",
+                    share * 100.0
+                ),
+                None => "given with --eval; the model trained on them".to_string(),
             },
+            _ => "given with --eval".to_string(),
+        };
+        let mut lines = vec![format!(
+            "Evaluation rows: {} ({whence}), {} conversions, base rate {}",
+            m.eval_rows,
             m.positives,
             pct(m.base_rate)
         )];
+        if let Some(ranges) = &e.time_ranges {
+            let part = |name: &str, range: &Option<crate::split::TimeRange>| {
+                range.as_ref().map(|r| format!("{name} {r}"))
+            };
+            let parts: Vec<String> = [
+                part("fit", &ranges.fit),
+                part("early stopping", &ranges.early_stopping),
+                part("held out", &ranges.holdout),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            lines.push(format!("Time split: {}", parts.join("; ")));
+        }
+        lines.push(match e.rule_scope {
+            RuleScope::History => format!(
+                "Rules ran over the whole history ({} rows); audiences counted on the evaluation rows",
+                e.base_rows
+            ),
+            RuleScope::EvaluationRows => format!(
+                "Rules ran over the {} evaluation rows (the base at that time)",
+                e.base_rows
+            ),
+        });
         let auc = match (m.auc, m.auc_ci) {
             (Some(a), Some((lo, hi))) => format!("{a:.4} (95% CI {lo:.4} to {hi:.4})"),
             (Some(a), None) => format!("{a:.4}"),
@@ -231,10 +285,30 @@ impl CompareReport {
         lines
     }
 
+    /// Every sentence worth reading after the tables: the rules' own, then the report's.
+    fn all_notes(&self) -> Vec<String> {
+        self.rules
+            .iter()
+            .flat_map(RuleReport::named_notes)
+            .chain(self.notes.iter().cloned())
+            .collect()
+    }
+
     pub fn to_terminal(&self, color: bool, width: u16) -> String {
         let mut out = String::new();
+        for w in &self.warnings {
+            let line = format!("WARNING: {w}");
+            if color {
+                out.push_str(&format!("\x1b[1;31m{line}\x1b[0m\n"));
+            } else {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+        if !self.warnings.is_empty() {
+            out.push('\n');
+        }
         out.push_str("Rules against the model's audience of the same size\n");
-
         for line in self.summary_lines() {
             out.push_str(&line);
             out.push('\n');
@@ -256,9 +330,10 @@ impl CompareReport {
         );
         let right = |text: String| Cell::new(text).set_alignment(CellAlignment::Right);
         for r in &self.rules {
-            let verdict = Cell::new(short_verdict(r.verdict));
+            let c = &r.comparison;
+            let verdict = Cell::new(short_verdict(c.verdict));
             let verdict = if color {
-                match r.verdict {
+                match c.verdict {
                     Verdict::ModelBetter => verdict.fg(Color::Green),
                     Verdict::RuleBetter => verdict.fg(Color::Red),
                     _ => verdict.fg(Color::Yellow),
@@ -268,10 +343,10 @@ impl CompareReport {
             };
             table.add_row(vec![
                 Cell::new(&r.name),
-                right(format!("{} ({})", r.size, pct1(Some(r.share)))),
-                right(pct1(r.rule_rate)),
-                right(pct1(r.model_rate)),
-                right(diff_with_ci_short(r.rate_diff, r.rate_diff_ci)),
+                right(format!("{} ({})", c.size, pct1(Some(c.share)))),
+                right(pct1(c.rule_rate)),
+                right(pct1(c.model_rate)),
+                right(diff_with_ci_short(c.rate_diff, c.rate_diff_ci)),
                 verdict,
             ]);
         }
@@ -282,6 +357,7 @@ impl CompareReport {
         details.set_header(
             [
                 "Rule",
+                "Share of\nbase",
                 "Rule\nconv.",
                 "Model\nconv.",
                 "Extra\nconv.",
@@ -295,17 +371,19 @@ impl CompareReport {
             .map(|h| Cell::new(h).add_attribute(Attribute::Bold)),
         );
         for r in &self.rules {
+            let c = &r.comparison;
             details.add_row(vec![
                 Cell::new(&r.name),
-                right(r.rule_conversions.to_string()),
-                right(r.model_conversions.to_string()),
-                right(format!("{:+}", r.extra_conversions)),
-                right(times(r.rule_lift)),
-                right(times(r.model_lift)),
-                right(r.overlap.both.to_string()),
-                right(opt_fmt(r.rule_auc, |v| format!("{v:.3}"))),
+                right(pct1(Some(r.base_share))),
+                right(c.rule_conversions.to_string()),
+                right(count_text(c.model_conversions)),
+                right(signed_count(c.extra_conversions)),
+                right(times(c.rule_lift)),
+                right(times(c.model_lift)),
+                right(count_text(c.overlap.both)),
+                right(opt_fmt(c.rule_auc, |v| format!("{v:.3}"))),
                 right(
-                    r.model_reach_at_rule_rate
+                    c.model_reach_at_rule_rate
                         .map_or("n/a".into(), |v| v.to_string()),
                 ),
             ]);
@@ -315,12 +393,7 @@ impl CompareReport {
         out.push_str(
             "\n* Model reach: how many people the model can pick at the rule's conversion rate or better.\n",
         );
-        let notes: Vec<String> = self
-            .rules
-            .iter()
-            .filter_map(|r| r.note.as_ref().map(|n| format!("{}: {n}", r.name)))
-            .chain(self.notes.iter().cloned())
-            .collect();
+        let notes = self.all_notes();
         if !notes.is_empty() {
             out.push('\n');
             for n in notes {
@@ -350,9 +423,9 @@ impl CompareReport {
                     Cell::new(d.decile),
                     Cell::new(format!("{:.3}-{:.3}", d.prob_min, d.prob_max)),
                     Cell::new(d.cnt_cust).set_alignment(CellAlignment::Right),
-                    Cell::new(d.cnt_resp).set_alignment(CellAlignment::Right),
+                    Cell::new(count_text(d.cnt_resp)).set_alignment(CellAlignment::Right),
                     Cell::new(format!("{:.2}%", d.resp_rate)).set_alignment(CellAlignment::Right),
-                    Cell::new(d.cum_resp).set_alignment(CellAlignment::Right),
+                    Cell::new(count_text(d.cum_resp)).set_alignment(CellAlignment::Right),
                     Cell::new(opt_fmt(d.cum_resp_pct, |v| format!("{v:.1}%")))
                         .set_alignment(CellAlignment::Right),
                     Cell::new(opt_fmt(d.ks, |v| format!("{v:.1}")))
@@ -369,37 +442,40 @@ impl CompareReport {
 
     pub fn to_markdown(&self) -> String {
         let mut out = String::from("# Rules against the model\n\n");
+        for w in &self.warnings {
+            out.push_str(&format!("> **Warning:** {}\n>\n", md_escape(w)));
+        }
+        if !self.warnings.is_empty() {
+            out.push('\n');
+        }
         for line in self.summary_lines() {
             out.push_str(&format!("- {line}\n"));
         }
         out.push_str("\n## Rules\n\n");
-        out.push_str("| Rule | Audience | Rule conv. (rate) | Model conv. (rate) | Extra | Lift rule / model | Overlap | Rate diff. [95% CI] | Rule AUC | Verdict |\n");
-        out.push_str("|---|--:|--:|--:|--:|--:|--:|---|--:|---|\n");
+        out.push_str("| Rule | Audience | Share of base | Rule conv. (rate) | Model conv. (rate) | Extra | Lift rule / model | Overlap | Rate diff. [95% CI] | Rule AUC | Verdict |\n");
+        out.push_str("|---|--:|--:|--:|--:|--:|--:|--:|---|--:|---|\n");
         for r in &self.rules {
+            let c = &r.comparison;
             out.push_str(&format!(
-                "| {} | {} ({}) | {} ({}) | {} ({}) | {:+} | {} / {} | {} | {} | {} | {} |\n",
+                "| {} | {} ({}) | {} | {} ({}) | {} ({}) | {} | {} / {} | {} | {} | {} | {} |\n",
                 md_escape(&r.name),
-                r.size,
-                pct(Some(r.share)),
-                r.rule_conversions,
-                pct(r.rule_rate),
-                r.model_conversions,
-                pct(r.model_rate),
-                r.extra_conversions,
-                times(r.rule_lift),
-                times(r.model_lift),
-                r.overlap.both,
-                diff_with_ci(r.rate_diff, r.rate_diff_ci),
-                opt_fmt(r.rule_auc, |v| format!("{v:.4}")),
-                r.verdict.label()
+                c.size,
+                pct(Some(c.share)),
+                pct(Some(r.base_share)),
+                c.rule_conversions,
+                pct(c.rule_rate),
+                count_text(c.model_conversions),
+                pct(c.model_rate),
+                signed_count(c.extra_conversions),
+                times(c.rule_lift),
+                times(c.model_lift),
+                count_text(c.overlap.both),
+                diff_with_ci(c.rate_diff, c.rate_diff_ci),
+                opt_fmt(c.rule_auc, |v| format!("{v:.4}")),
+                c.verdict.label()
             ));
         }
-        let notes: Vec<String> = self
-            .rules
-            .iter()
-            .filter_map(|r| r.note.as_ref().map(|n| format!("{}: {n}", r.name)))
-            .chain(self.notes.iter().cloned())
-            .collect();
+        let notes = self.all_notes();
         if !notes.is_empty() {
             out.push_str("\nNotes:\n\n");
             for n in notes {
@@ -415,9 +491,9 @@ impl CompareReport {
                     d.prob_min,
                     d.prob_max,
                     d.cnt_cust,
-                    d.cnt_resp,
+                    count_text(d.cnt_resp),
                     d.resp_rate,
-                    d.cum_resp,
+                    count_text(d.cum_resp),
                     opt_fmt(d.cum_resp_pct, |v| format!("{v:.1}%")),
                     opt_fmt(d.ks, |v| format!("{v:.1}")),
                     opt_fmt(d.lift, |v| format!("{v:.2}x")),
@@ -425,6 +501,15 @@ impl CompareReport {
             }
         }
         out
+    }
+}
+
+/// A signed count that may be fractional: `+12`, `-3.5`.
+fn signed_count(value: f64) -> String {
+    if value >= 0.0 {
+        format!("+{}", count_text(value))
+    } else {
+        format!("-{}", count_text(-value))
     }
 }
 
@@ -470,6 +555,7 @@ fn pct1(v: Option<f64>) -> String {
 fn short_verdict(v: Verdict) -> &'static str {
     match v {
         Verdict::NoSignificantDifference => "no sig. diff.",
+        Verdict::TooSmall => "too small",
         Verdict::Identical => "identical",
         other => other.label(),
     }

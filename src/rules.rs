@@ -6,9 +6,10 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arrow::datatypes::SchemaRef;
 use datafusion::datasource::MemTable;
 use datafusion::execution::context::SQLOptions;
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::sqlparser::ast::{
     Query, Select, Spanned, Statement, TableFactor, Visit, Visitor,
 };
@@ -309,6 +310,111 @@ fn order_sensitive(plan: &datafusion::logical_expr::LogicalPlan) -> bool {
     found
 }
 
+/// The SQL options rules run under: queries only.
+fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+/// Plans `rule` on `ctx`, with planning errors located at the offending identifier.
+async fn plan_rule(ctx: &SessionContext, rule: &Rule) -> Result<DataFrame> {
+    ctx.sql_with_options(&rule.sql, read_only())
+        .await
+        .map_err(|e| planning_error(rule, &e.to_string()))
+}
+
+/// The position of the id column in a planned rule's result, or the error saying to select it.
+fn id_position(df: &DataFrame, rule: &Rule, id_column: &str) -> Result<usize> {
+    df.schema()
+        .fields()
+        .iter()
+        .position(|f| f.name() == id_column)
+        .ok_or_else(|| {
+            rule_error(
+                &rule.file,
+                0,
+                0,
+                format!("the rule's result has no id column {id_column:?}: select it (or *)"),
+            )
+        })
+}
+
+/// Plans rules against a table's schema alone (no data), to learn before anything runs whether
+/// each rule plans, returns the id column, and which of the table's columns it reads.
+pub struct RulePlanner {
+    ctx: SessionContext,
+    table: String,
+    id_column: String,
+}
+
+impl RulePlanner {
+    pub fn new(schema: SchemaRef, table: &str, id_column: &str) -> Result<RulePlanner> {
+        let empty = Table {
+            path: PathBuf::from(table),
+            batch: arrow::array::RecordBatch::new_empty(schema),
+        };
+        let ctx = rule_context(&empty, table, 1, vec![vec![]])?;
+        Ok(RulePlanner {
+            ctx,
+            table: table.to_string(),
+            id_column: id_column.to_string(),
+        })
+    }
+
+    /// The table's columns the rule reads to choose its people (the id it returns aside):
+    /// columns its filters, joins, groupings and orderings use. A column only passed through to
+    /// the result (as `SELECT *` passes every column) is not read. Found from the optimised plan
+    /// of the rule's ids, whose table scans keep only the columns the result depends on.
+    pub fn columns_read(&self, rule: &Rule) -> Result<Vec<String>> {
+        use datafusion::common::tree_node::TreeNodeRecursion;
+        use datafusion::logical_expr::LogicalPlan;
+        let plan = runtime().block_on(async {
+            let df = plan_rule(&self.ctx, rule).await?;
+            id_position(&df, rule, &self.id_column)?;
+            let ids = df.select_columns(&[self.id_column.as_str()]).map_err(|e| {
+                rule_error(&rule.file, 0, 0, clean_datafusion_error(&e.to_string()))
+            })?;
+            let (state, plan) = ids.into_parts();
+            state
+                .optimize(&plan)
+                .map_err(|e| rule_error(&rule.file, 0, 0, clean_datafusion_error(&e.to_string())))
+        })?;
+        let mut read = BTreeSet::new();
+        let _ = plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node
+                && scan.table_name.table() == self.table
+            {
+                for field in scan.projected_schema.fields() {
+                    read.insert(field.name().clone());
+                }
+                for filter in &scan.filters {
+                    for column in filter.column_refs() {
+                        read.insert(column.name.clone());
+                    }
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        read.remove(&self.id_column);
+        Ok(read.into_iter().collect())
+    }
+}
+
+/// The error for a rule that reads the label column, located where the rule names it.
+pub fn reads_label_error(rule: &Rule, label: &str) -> Error {
+    let (line, column) = locate_word(&rule.sql, label).unwrap_or((0, 0));
+    rule_error(
+        &rule.file,
+        line,
+        column,
+        format!(
+            "the rule reads the label column {label:?}: a rule must choose people before their outcome is known, so it cannot be judged against a model that does not see it"
+        ),
+    )
+}
+
 /// Runs rules over one table with DataFusion: on every core, or on one when the result could
 /// depend on the order the cores finish in.
 pub struct RuleRunner {
@@ -356,38 +462,14 @@ impl RuleRunner {
 
     /// The rows a rule selects. The result must carry the id column.
     pub fn run(&self, rule: &Rule) -> Result<RuleAudience> {
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        let plan = async |ctx: &SessionContext| {
-            ctx.sql_with_options(&rule.sql, options)
-                .await
-                .map_err(|e| self.planning_error(rule, &e.to_string()))
-        };
         let (index, batches) = runtime().block_on(async {
-            let mut df = plan(&self.ctx).await?;
+            let mut df = plan_rule(&self.ctx, rule).await?;
             if order_sensitive(df.logical_plan()) {
-                df = plan(&self.serial).await?;
+                df = plan_rule(&self.serial, rule).await?;
             }
             // The plan's schema says whether the result names the id column, before it runs
             // and whether or not it returns rows.
-            let index = df
-                .schema()
-                .fields()
-                .iter()
-                .position(|f| f.name() == &self.id_column)
-                .ok_or_else(|| {
-                    rule_error(
-                        &rule.file,
-                        0,
-                        0,
-                        format!(
-                            "the rule's result has no id column {:?}: select it (or *)",
-                            self.id_column
-                        ),
-                    )
-                })?;
+            let index = id_position(&df, rule, &self.id_column)?;
             let batches = df.collect().await.map_err(|e| {
                 rule_error(&rule.file, 0, 0, clean_datafusion_error(&e.to_string()))
             })?;
@@ -413,31 +495,31 @@ impl RuleRunner {
         rows.dedup();
         Ok(RuleAudience { rows })
     }
+}
 
-    /// A planning error, located at the offending identifier when DataFusion names one.
-    fn planning_error(&self, rule: &Rule, message: &str) -> Error {
-        let message = clean_datafusion_error(message);
-        let unknown = message
-            .strip_prefix("No field named ")
-            .map(|rest| rest.split(['.', ' ']).collect::<Vec<_>>())
-            .and_then(|parts| parts.into_iter().find(|p| !p.is_empty()))
-            .map(|s| s.trim_matches('"').to_string());
-        let (line, column) = unknown
-            .and_then(|name| locate_word(&rule.sql, &name))
-            .unwrap_or((0, 0));
-        let message = match message.split_once(". Valid fields are ") {
-            Some((head, fields)) => {
-                let columns: Vec<&str> = fields
-                    .trim_end_matches('.')
-                    .split(", ")
-                    .map(|f| f.rsplit('.').next().unwrap_or(f))
-                    .collect();
-                format!("{head}; the columns are: {}", columns.join(", "))
-            }
-            None => message,
-        };
-        rule_error(&rule.file, line, column, message)
-    }
+/// A planning error, located at the offending identifier when DataFusion names one.
+fn planning_error(rule: &Rule, message: &str) -> Error {
+    let message = clean_datafusion_error(message);
+    let unknown = message
+        .strip_prefix("No field named ")
+        .map(|rest| rest.split(['.', ' ']).collect::<Vec<_>>())
+        .and_then(|parts| parts.into_iter().find(|p| !p.is_empty()))
+        .map(|s| s.trim_matches('"').to_string());
+    let (line, column) = unknown
+        .and_then(|name| locate_word(&rule.sql, &name))
+        .unwrap_or((0, 0));
+    let message = match message.split_once(". Valid fields are ") {
+        Some((head, fields)) => {
+            let columns: Vec<&str> = fields
+                .trim_end_matches('.')
+                .split(", ")
+                .map(|f| f.rsplit('.').next().unwrap_or(f))
+                .collect();
+            format!("{head}; the columns are: {}", columns.join(", "))
+        }
+        None => message,
+    };
+    rule_error(&rule.file, line, column, message)
 }
 
 /// The line and column of the first identifier token equal to `name` (case-insensitive).
@@ -642,6 +724,81 @@ mod tests {
         for _ in 0..20 {
             assert_eq!(many.run(&rule).unwrap(), one);
         }
+    }
+
+    #[test]
+    fn planning_tells_which_columns_a_rule_reads() {
+        let (table, _) = spend_table();
+        let planner = RulePlanner::new(table.batch.schema(), "history", "customer_id").unwrap();
+        let reads = |sql: &str| {
+            planner
+                .columns_read(&Rule {
+                    name: "r".into(),
+                    file: PathBuf::from("r.sql"),
+                    sql: sql.into(),
+                })
+                .unwrap()
+        };
+        // `SELECT *` passes every column through but reads only what it filters on.
+        assert_eq!(reads("SELECT * FROM history WHERE spend > 10"), ["spend"]);
+        assert_eq!(
+            reads("SELECT customer_id FROM history"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            reads(
+                "SELECT * FROM history WHERE customer_id IN (SELECT customer_id FROM history WHERE city = 'city1')"
+            ),
+            ["city"]
+        );
+        assert_eq!(
+            reads(
+                "WITH t AS (SELECT customer_id, spend AS s FROM history) SELECT customer_id FROM t WHERE s > 3"
+            ),
+            ["spend"]
+        );
+        assert_eq!(
+            reads("SELECT customer_id FROM history ORDER BY spend DESC LIMIT 5"),
+            ["spend"]
+        );
+        assert_eq!(
+            reads(
+                "SELECT * FROM history WHERE spend > (SELECT AVG(spend) FROM history WHERE city <> 'x')"
+            ),
+            ["city", "spend"]
+        );
+        // Planning errors come out located, before any data is read.
+        let e = planner
+            .columns_read(&Rule {
+                name: "r".into(),
+                file: PathBuf::from("r.sql"),
+                sql: "SELECT *\nFROM history WHERE spnd > 1".into(),
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("r.sql:2:20:"), "{e}");
+        let e = planner
+            .columns_read(&Rule {
+                name: "r".into(),
+                file: PathBuf::from("r.sql"),
+                sql: "SELECT spend FROM history".into(),
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no id column"), "{e}");
+        let label = reads_label_error(
+            &Rule {
+                name: "r".into(),
+                file: PathBuf::from("r.sql"),
+                sql: "SELECT *\nFROM history\nWHERE  spend > 3 AND converted = 1".into(),
+            },
+            "converted",
+        )
+        .to_string();
+        assert!(
+            label.starts_with("r.sql:3:22: the rule reads the label column \"converted\""),
+            "{label}"
+        );
     }
 
     fn check(sql: &str) -> std::result::Result<(), String> {

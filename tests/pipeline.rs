@@ -95,7 +95,11 @@ fn compare_reports_are_byte_identical_across_runs() {
     let b = std::fs::read(ws.path().join("b.json")).unwrap();
     assert_eq!(a, b);
     let report: serde_json::Value = serde_json::from_slice(&a).unwrap();
-    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["schema_version"], 2);
+    let evaluation = &report["evaluation"];
+    assert_eq!(evaluation["rule_scope"], "history");
+    assert_eq!(evaluation["base_rows"], 45211);
+    assert_eq!(evaluation["in_sample"], false);
     let model = &report["model"];
     for key in [
         "auc",
@@ -115,6 +119,10 @@ fn compare_reports_are_byte_identical_across_runs() {
             "file",
             "size",
             "share",
+            "base_size",
+            "base_share",
+            "tied_at_cut",
+            "notes",
             "rule_conversions",
             "rule_rate",
             "rule_lift",
@@ -421,19 +429,24 @@ fn rules_selecting_nobody_or_everybody_get_a_plain_note() {
     assert_eq!(nobody["size"], 0);
     assert_eq!(nobody["verdict"], "not_comparable");
     assert!(nobody["rule_rate"].is_null());
-    assert!(nobody["note"].as_str().unwrap().contains("selects nobody"));
+    assert!(
+        nobody["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("selects nobody")
+    );
     let everybody = &report["rules"][1];
     assert_eq!(everybody["size"], 13564);
     assert_eq!(everybody["verdict"], "identical");
     assert!(
-        everybody["note"]
+        everybody["notes"][0]
             .as_str()
             .unwrap()
             .contains("selects everybody")
     );
     assert_eq!(
-        everybody["rule_conversions"],
-        everybody["model_conversions"]
+        everybody["rule_conversions"].as_f64(),
+        everybody["model_conversions"].as_f64()
     );
 }
 

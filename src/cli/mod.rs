@@ -64,6 +64,9 @@ pub struct ConfigArgs {
     /// Hold out by time instead: rows with COLUMN >= CUTOFF (split.time_column, split.cutoff)
     #[arg(long, value_names = ["COLUMN", "CUTOFF"], num_args = 2, help_heading = "Split")]
     pub time_split: Option<Vec<String>>,
+    /// strftime pattern of a text time column not in ISO 8601, e.g. %m/%d/%Y (split.time_format)
+    #[arg(long, value_name = "PATTERN", help_heading = "Split")]
+    pub time_format: Option<String>,
 
     /// Leaves per tree (model.num_leaves) [default: 31]
     #[arg(long, help_heading = "Model")]
@@ -137,6 +140,9 @@ impl ConfigArgs {
             s.method = SplitMethod::Time;
             s.time_column = Some(v[0].clone());
             s.cutoff = Some(v[1].clone());
+        }
+        if let Some(v) = &self.time_format {
+            s.time_format = Some(v.clone());
         }
         let m = &mut config.model;
         if let Some(v) = self.num_leaves {

@@ -7,6 +7,28 @@ use std::sync::Arc;
 use arrow::array::{Array, StringArray};
 use rayon::prelude::*;
 
+/// A seeded 64-bit hash of an id's text: FNV-1a over its UTF-8 bytes, starting from the seed's
+/// SplitMix64 mix, finished with SplitMix64's finaliser. Documented and stable across machines
+/// and versions: it orders people of equal score (`metrics::tie_key`) and fingerprints the ids a
+/// model trained on (`fingerprint`).
+pub fn id_hash(id: &str, seed: u64) -> u64 {
+    const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash = 0xcbf2_9ce4_8422_2325 ^ splitmix64(seed);
+    for byte in id.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(FNV_PRIME);
+    }
+    splitmix64(hash)
+}
+
+/// SplitMix64's output function: a bijection of u64 that mixes every input bit into every output bit.
+pub fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// Shards of the index: built on every core, one shard per task, chosen by the hash's top bits.
 const SHARD_BITS: u32 = 4;
 

@@ -4,9 +4,11 @@
 //! fields holding the delimiter, empty strings as missing, no final newline.
 
 pub mod encode;
+pub mod fingerprint;
 mod ids;
 
-pub use ids::Ids;
+pub use fingerprint::IdFingerprint;
+pub use ids::{Ids, id_hash, splitmix64};
 
 use std::collections::HashMap;
 use std::io::Read;

@@ -105,6 +105,10 @@ pub struct Manifest {
     pub rows: RowCounts,
     pub metrics: BundleMetrics,
     pub importance: Vec<FeatureImportance>,
+    /// A fingerprint of the ids of the rows the model trained on (fit and early stopping), when
+    /// the data has an id column: `compare --eval` notices rows the model has seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_ids: Option<crate::data::IdFingerprint>,
     pub input: InputInfo,
 }
 

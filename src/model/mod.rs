@@ -2,6 +2,7 @@
 
 pub mod bundle;
 pub mod ensemble;
+pub mod leakage;
 pub mod lgbm;
 pub mod rank;
 pub mod score;
@@ -31,6 +32,8 @@ pub struct TrainingRun {
     pub holdout_scores: Vec<f64>,
     /// Things the user should know (early stopping off, columns skipped, ...).
     pub notes: Vec<String>,
+    /// Things that may make the model's figures wrong (a feature that looks like the outcome).
+    pub warnings: Vec<String>,
 }
 
 /// Splits the history, encodes it, trains, and measures the model on each part.
@@ -81,17 +84,19 @@ pub fn plan_split(history: &History, config: &Config) -> Result<Split> {
         ),
         SplitMethod::Time => {
             let column = config.split.time_column.as_deref().unwrap_or_default();
-            let cutoff = config.split.cutoff.as_deref().unwrap_or_default();
-            let times = crate::data::as_strings(history.table.column(column, "time")?)
-                .map_err(|e| Error::data(path, e))?;
-            split::time_split(&times, cutoff, config.split.early_stopping_fraction).map_err(
-                |row| {
-                    Error::data(
-                        path,
-                        format!("data row {}: the time column {column:?} is empty", row + 1),
-                    )
-                },
-            )?
+            let format = config.split.time_format.as_deref();
+            let times = split::TimeColumn::read(history.table.column(column, "time")?, format)
+                .map_err(|e| Error::data(path, format!("time column {column:?}: {e}")))?;
+            if let Some(row) = times.first_missing() {
+                return Err(Error::data(
+                    path,
+                    format!("data row {}: the time column {column:?} is empty", row + 1),
+                ));
+            }
+            let cutoff = times
+                .cutoff(config.split.cutoff.as_deref().unwrap_or_default(), format)
+                .map_err(Error::Config)?;
+            split::time_split(&times, cutoff, config.split.early_stopping_fraction)
         }
     };
     if split.holdout.is_empty() {
@@ -181,6 +186,11 @@ pub fn train_on_split(
         Some(measure(&early_x, &early_y)?.0)
     };
     let (holdout_metrics, holdout_scores) = measure(&hold_x, &hold_y)?;
+    if let Some(bad) = holdout_scores.iter().find(|s| !s.is_finite()) {
+        return Err(Error::LightGbm(format!(
+            "the trained model scores a held-out row {bad}: check the model parameters"
+        )));
+    }
 
     let gains = booster.feature_importance(0, true)?;
     let splits = booster.feature_importance(0, false)?;
@@ -196,6 +206,10 @@ pub fn train_on_split(
         .collect();
     importance.sort_by(|a, b| b.gain.total_cmp(&a.gain).then_with(|| a.name.cmp(&b.name)));
 
+    let aucs = leakage::single_feature_aucs(&features, &hold_x, &hold_y, Some((&fit_x, &fit_y)));
+    let warnings = leakage::leak_notes(&features, &aucs, &importance, "held-out rows");
+    let training_ids = (!history.id_generated)
+        .then(|| crate::data::IdFingerprint::of(training_rows.iter().map(|&r| history.ids.get(r))));
     let mut notes = Vec::new();
     if let Some(n) = &trained.early_stopping_note {
         notes.push(n.clone());
@@ -243,6 +257,7 @@ pub fn train_on_split(
             holdout: Some(holdout_metrics),
         },
         importance,
+        training_ids,
         input: InputInfo {
             path: history.table.path.display().to_string(),
             sha256: history.sha256.clone(),
@@ -261,5 +276,6 @@ pub fn train_on_split(
         split,
         holdout_scores,
         notes,
+        warnings,
     })
 }

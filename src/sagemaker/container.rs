@@ -297,6 +297,7 @@ pub fn config_from_hyperparameters(
             }
             "time_column" => config.split.time_column = Some(v.into()),
             "cutoff" => config.split.cutoff = Some(v.into()),
+            "time_format" => config.split.time_format = Some(v.into()),
             "test_fraction" => config.split.test_fraction = number(key, v)?,
             "early_stopping_fraction" => config.split.early_stopping_fraction = number(key, v)?,
             "seed" => config.split.seed = whole(key, v)?.into(),
@@ -392,6 +393,7 @@ pub fn load_job_data(layout: &Layout, config: &Config) -> Result<JobData> {
             fit,
             early_stopping,
             holdout: (train_rows..total).collect(),
+            time_ranges: None,
         }
     } else {
         model::plan_split(&history, config)?

@@ -57,6 +57,9 @@ pub fn hyperparameters_from_config(config: &Config) -> BTreeMap<String, String> 
     if let Some(c) = &s.cutoff {
         put("cutoff", c.clone());
     }
+    if let Some(f) = &s.time_format {
+        put("time_format", f.clone());
+    }
     put("test_fraction", s.test_fraction.to_string());
     put(
         "early_stopping_fraction",

@@ -4,10 +4,14 @@
 //! stream is fixed by its specification, so a seed means the same split on every machine and
 //! version) and the first `round(fraction * class size)` rows of each class are held out.
 
+pub mod time;
+
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+
+pub use time::{TimeColumn, TimePoint, TimeRange};
 
 /// Row indexes (into the loaded table, ascending) of each part.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,6 +22,17 @@ pub struct Split {
     pub early_stopping: Vec<usize>,
     /// Held-out rows: the evaluation set E of `compare` and the holdout metrics of `train`.
     pub holdout: Vec<usize>,
+    /// For a time split: the span of each part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_ranges: Option<PartRanges>,
+}
+
+/// The time span of each part of a time split.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartRanges {
+    pub fit: Option<TimeRange>,
+    pub early_stopping: Option<TimeRange>,
+    pub holdout: Option<TimeRange>,
 }
 
 impl Split {
@@ -80,60 +95,34 @@ pub fn random_split(
         fit,
         early_stopping,
         holdout,
-    }
-}
-
-fn before(value: &str, cutoff: &str) -> bool {
-    match (value.trim().parse::<f64>(), cutoff.trim().parse::<f64>()) {
-        (Ok(v), Ok(c)) => v < c,
-        _ => value < cutoff,
+        time_ranges: None,
     }
 }
 
 /// The time split: rows before `cutoff` train, the rest are held out; the early-stopping part is
-/// the latest `early_stopping_fraction` of the training rows, so that it too lies in the future of
-/// what the trees see. Rows with no time value are an error for the caller to report.
-pub fn time_split(
-    times: &[Option<String>],
-    cutoff: &str,
-    early_stopping_fraction: f64,
-) -> std::result::Result<Split, usize> {
-    let mut training = Vec::new();
-    let mut holdout = Vec::new();
-    for (row, t) in times.iter().enumerate() {
-        let t = t.as_deref().ok_or(row)?;
-        if before(t, cutoff) {
-            training.push(row);
-        } else {
-            holdout.push(row);
-        }
-    }
-    // Latest rows of the training period stop the boosting.
-    let mut by_time = training.clone();
-    by_time.sort_by(|&a, &b| {
-        let (ta, tb) = (
-            times[a].as_deref().unwrap_or(""),
-            times[b].as_deref().unwrap_or(""),
-        );
-        let order = if before(ta, tb) {
-            std::cmp::Ordering::Less
-        } else if before(tb, ta) {
-            std::cmp::Ordering::Greater
-        } else {
-            std::cmp::Ordering::Equal
-        };
-        order.then(a.cmp(&b))
-    });
-    let take = (early_stopping_fraction * by_time.len() as f64).round() as usize;
-    let mut early_stopping = by_time.split_off(by_time.len() - take);
-    let mut fit = by_time;
+/// the latest `early_stopping_fraction` of the training rows in time order (rows at the same time
+/// by row), so that it too lies in the future of what the trees see. The caller refuses rows
+/// with no time value.
+pub fn time_split(times: &TimeColumn, cutoff: TimePoint, early_stopping_fraction: f64) -> Split {
+    let (mut training, holdout): (Vec<usize>, Vec<usize>) =
+        (0..times.len()).partition(|&row| times.before(row, cutoff));
+    training.sort_by(|&a, &b| times.cmp_rows(a, b).then(a.cmp(&b)));
+    let take = (early_stopping_fraction * training.len() as f64).round() as usize;
+    let mut early_stopping = training.split_off(training.len() - take);
+    let mut fit = training;
     fit.sort_unstable();
     early_stopping.sort_unstable();
-    Ok(Split {
+    let time_ranges = Some(PartRanges {
+        fit: times.range(&fit),
+        early_stopping: times.range(&early_stopping),
+        holdout: times.range(&holdout),
+    });
+    Split {
         fit,
         early_stopping,
         holdout,
-    })
+        time_ranges,
+    }
 }
 
 #[cfg(test)]
@@ -157,26 +146,54 @@ mod tests {
         assert_eq!(all, (0..1000).collect::<Vec<_>>());
     }
 
+    fn times(values: &[&str], format: Option<&str>) -> TimeColumn {
+        let column: arrow::array::ArrayRef =
+            std::sync::Arc::new(arrow::array::StringArray::from(values.to_vec()));
+        TimeColumn::read(&column, format).unwrap()
+    }
+
     #[test]
     fn time_split_by_cutoff() {
-        let times: Vec<Option<String>> = ["2024-01-05", "2024-03-01", "2023-12-31", "2024-02-01"]
-            .iter()
-            .map(|s| Some(s.to_string()))
-            .collect();
-        let s = time_split(&times, "2024-02-01", 0.5).unwrap();
+        let t = times(
+            &["2024-01-05", "2024-03-01", "2023-12-31", "2024-02-01"],
+            None,
+        );
+        let s = time_split(&t, t.cutoff("2024-02-01", None).unwrap(), 0.5);
         assert_eq!(s.holdout, [1, 3]);
         assert_eq!(s.fit, [2]);
         assert_eq!(s.early_stopping, [0]);
-        assert_eq!(time_split(&[None], "1", 0.0), Err(0));
+        let ranges = s.time_ranges.unwrap();
+        assert_eq!(
+            ranges.holdout.unwrap().to_string(),
+            "2024-02-01 to 2024-03-01"
+        );
+        assert_eq!(ranges.fit.unwrap().to_string(), "2023-12-31");
+    }
+
+    #[test]
+    fn unpadded_and_us_dates_split_in_true_time_order() {
+        // As text, "2024-1-15" > "2024-10-01" and "9/1/2024" > "10/2/2024": both wrong.
+        let t = times(&["2024-1-15", "2024-10-01", "2024-9-30", "2024-2-1"], None);
+        let s = time_split(&t, t.cutoff("2024-9-1", None).unwrap(), 0.5);
+        assert_eq!(s.holdout, [1, 2]);
+        // Early stopping: the latest training row in time (row 3, February), not in text order.
+        assert_eq!(s.early_stopping, [3]);
+        assert_eq!(s.fit, [0]);
+        let t = times(
+            &["9/1/2024", "10/2/2024", "1/5/2025", "12/31/2023"],
+            Some("%m/%d/%Y"),
+        );
+        let s = time_split(&t, t.cutoff("10/1/2024", Some("%m/%d/%Y")).unwrap(), 0.0);
+        assert_eq!(s.fit, [0, 3]);
+        assert_eq!(s.holdout, [1, 2]);
     }
 
     #[test]
     fn numeric_times_compare_as_numbers() {
-        let times: Vec<Option<String>> = ["9", "10", "100"]
-            .iter()
-            .map(|s| Some(s.to_string()))
-            .collect();
-        let s = time_split(&times, "10", 0.0).unwrap();
+        let column: arrow::array::ArrayRef =
+            std::sync::Arc::new(arrow::array::Float64Array::from(vec![9.0, 10.0, 100.0]));
+        let t = TimeColumn::read(&column, None).unwrap();
+        let s = time_split(&t, t.cutoff("10", None).unwrap(), 0.0);
         assert_eq!(s.fit, [0]);
         assert_eq!(s.holdout, [1, 2]);
     }

@@ -1,0 +1,350 @@
+//! The paired bootstrap of (model's rate − rule's rate).
+//!
+//! Each resample draws |E| rows of the evaluation set with replacement. The rule's audience in the
+//! resample is the drawn copies of its people; the model's audience is picked again, as the top
+//! n' of the resample where n' is the rule's size in it, because the model's audience is itself a
+//! function of the sample (the top n of whoever is there). Picking it once and holding it fixed
+//! leaves out the variance of where the cut falls, and the interval then covers the truth too
+//! rarely (85-89% for a nominal 95% in the simulation of the issue that led here).
+//!
+//! The model's ranking is computed once. Per resample, the drawn copies are summed per group of
+//! equal scores in rank order; the top n' is then a prefix of those groups plus a pro-rata share
+//! of the group the cut falls in (see `ranking`), found by binary search: O(|E|) per resample for
+//! all rules together, plus each rule's own size. Resamples run on every core, each from its own
+//! random stream (seed, resample number), so results do not depend on the number of threads.
+
+use rayon::prelude::*;
+
+use crate::data::splitmix64;
+
+use super::ranking::Ranking;
+
+/// The resampled differences of one rule, and the percentile interval they give.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BootstrapInterval {
+    /// 2.5th and 97.5th percentiles of the resampled differences.
+    pub low: f64,
+    pub high: f64,
+    /// Resamples in which the rule's audience was empty (left out).
+    pub skipped: usize,
+}
+
+/// For each rule (its evaluation rows, each row once), the 95% percentile interval of
+/// (model's rate − rule's rate) over `resamples` paired resamples of the evaluation rows. None
+/// when no resample held anyone of the rule.
+pub fn paired_rate_diff_intervals(
+    ranking: &Ranking,
+    labels: &[u8],
+    rules: &[&[usize]],
+    resamples: usize,
+    seed: u64,
+) -> Vec<Option<BootstrapInterval>> {
+    let n = labels.len();
+    if n == 0 || rules.is_empty() {
+        return vec![None; rules.len()];
+    }
+    let groups = ranking.groups();
+    // Row -> its group, so per-resample group sums are one pass over the drawn rows.
+    let mut group_of_row = vec![0u32; n];
+    for g in 0..groups {
+        for &row in &ranking.order()[ranking.group(g)] {
+            group_of_row[row] = g as u32;
+        }
+    }
+    struct Scratch {
+        copies: Vec<u32>,
+        group_rows: Vec<u64>,
+        group_conversions: Vec<u64>,
+    }
+    let per_resample: Vec<Vec<Option<f64>>> = (0..resamples)
+        .into_par_iter()
+        .map_init(
+            || Scratch {
+                copies: vec![0; n],
+                group_rows: vec![0; groups + 1],
+                group_conversions: vec![0; groups + 1],
+            },
+            |s, b| {
+                let mut rng = Stream::new(seed, b as u64);
+                s.copies.fill(0);
+                s.group_rows.fill(0);
+                s.group_conversions.fill(0);
+                for _ in 0..n {
+                    let row = rng.below(n);
+                    s.copies[row] += 1;
+                    let g = group_of_row[row] as usize + 1;
+                    s.group_rows[g] += 1;
+                    s.group_conversions[g] += u64::from(labels[row]);
+                }
+                // Prefix sums: entry g is the total over groups before g.
+                for g in 1..=groups {
+                    s.group_rows[g] += s.group_rows[g - 1];
+                    s.group_conversions[g] += s.group_conversions[g - 1];
+                }
+                rules
+                    .iter()
+                    .map(|rows| {
+                        let mut size = 0u64;
+                        let mut conversions = 0u64;
+                        for &r in rows.iter() {
+                            let c = u64::from(s.copies[r]);
+                            size += c;
+                            conversions += c * u64::from(labels[r]);
+                        }
+                        if size == 0 {
+                            return None;
+                        }
+                        let model = top_conversions(&s.group_rows, &s.group_conversions, size);
+                        Some((model - conversions as f64) / size as f64)
+                    })
+                    .collect()
+            },
+        )
+        .collect();
+    (0..rules.len())
+        .map(|i| {
+            let mut diffs: Vec<f64> = per_resample.iter().filter_map(|d| d[i]).collect();
+            if diffs.is_empty() {
+                return None;
+            }
+            let skipped = resamples - diffs.len();
+            diffs.sort_by(f64::total_cmp);
+            Some(BootstrapInterval {
+                low: quantile(&diffs, 0.025),
+                high: quantile(&diffs, 0.975),
+                skipped,
+            })
+        })
+        .collect()
+}
+
+/// A SplitMix64 sequence: the state advances by the golden-ratio increment and each output is the
+/// state mixed by SplitMix64's finaliser (it passes BigCrush). Resample b of a run with seed s
+/// starts from `splitmix64(s ^ splitmix64(b))`; streams are stretches of one cycle of 2^64, and
+/// the chance that two of a few thousand stretches of millions of draws meet is about 1e-6.
+/// Written here rather than taken from a crate: the resampling loop is the hot loop of `compare`
+/// and must be fast in every build profile.
+pub(crate) struct Stream {
+    state: u64,
+}
+
+impl Stream {
+    pub(crate) fn new(seed: u64, stream: u64) -> Stream {
+        Stream {
+            state: splitmix64(seed ^ splitmix64(stream)),
+        }
+    }
+
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in 0..n, by the multiply-shift method (its bias, under n / 2^64, is nil here).
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
+    }
+
+    /// A number in [0, 1).
+    #[cfg(test)]
+    pub(crate) fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+}
+
+/// Expected conversions among the top `k` rows, given prefix sums over the rank-ordered groups
+/// of rows and conversions (entry g: the total over groups before g; `k` at most the total).
+fn top_conversions(prefix_rows: &[u64], prefix_conversions: &[u64], k: u64) -> f64 {
+    // The first group boundary at or past k.
+    let end = prefix_rows.partition_point(|&rows| rows < k);
+    if prefix_rows[end] == k {
+        return prefix_conversions[end] as f64;
+    }
+    // The cut falls inside group end - 1, which holds rows (so the division is defined).
+    let before_rows = prefix_rows[end - 1];
+    let group_rows = prefix_rows[end] - before_rows;
+    let group_conversions = prefix_conversions[end] - prefix_conversions[end - 1];
+    prefix_conversions[end - 1] as f64
+        + (k - before_rows) as f64 * group_conversions as f64 / group_rows as f64
+}
+
+/// numpy's default (linear) quantile of sorted values.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let position = q * (sorted.len() - 1) as f64;
+    let lower = position.floor() as usize;
+    let upper = position.ceil() as usize;
+    let fraction = position - lower as f64;
+    sorted[lower] + (sorted[upper] - sorted[lower]) * fraction
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{MIN_AUDIENCE, RuleFloor, compare_rules};
+
+    #[test]
+    fn top_conversions_is_pro_rata_inside_a_group() {
+        // Groups of 2, 4 and 3 rows with 2, 1 and 0 conversions.
+        let rows = [0, 2, 6, 9];
+        let conversions = [0, 2, 3, 3];
+        assert_eq!(top_conversions(&rows, &conversions, 2), 2.0);
+        assert_eq!(top_conversions(&rows, &conversions, 3), 2.25);
+        assert_eq!(top_conversions(&rows, &conversions, 6), 3.0);
+        assert_eq!(top_conversions(&rows, &conversions, 7), 3.0);
+        assert_eq!(top_conversions(&rows, &conversions, 1), 1.0);
+        // Empty groups in between (nobody of them drawn) are stepped over.
+        let rows = [0, 2, 2, 5];
+        let conversions = [0, 1, 1, 4];
+        assert_eq!(top_conversions(&rows, &conversions, 2), 1.0);
+        assert_eq!(top_conversions(&rows, &conversions, 4), 3.0);
+    }
+
+    #[test]
+    fn intervals_do_not_depend_on_threads_and_are_seeded() {
+        let n = 600;
+        let scores: Vec<f64> = (0..n).map(|i| ((i * 7919) % 100) as f64 / 100.0).collect();
+        let labels: Vec<u8> = (0..n)
+            .map(|i| u8::from((i * 7919) % 100 > 70 || i % 9 == 0))
+            .collect();
+        let keys: Vec<u64> = (0..n as u64).collect();
+        let ranking = Ranking::new(&scores, &keys);
+        let rule: Vec<usize> = (0..n).filter(|i| i % 3 == 0).collect();
+        let a = paired_rate_diff_intervals(&ranking, &labels, &[&rule], 500, 9);
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let b = one.install(|| paired_rate_diff_intervals(&ranking, &labels, &[&rule], 500, 9));
+        assert_eq!(a, b);
+        let c = paired_rate_diff_intervals(&ranking, &labels, &[&rule], 500, 10);
+        assert_ne!(a, c);
+        let i = a[0].clone().unwrap();
+        assert!(i.low < i.high && i.skipped == 0);
+    }
+
+    /// A known population, many evaluation samples drawn from it: the reported 95% interval of
+    /// (model's rate − rule's rate) must cover the population's own difference 95% of the time.
+    ///
+    /// The population is 200,000 people (drawing a sample with replacement is drawing from a
+    /// known distribution, and the truth is computed on the population itself, with the same
+    /// pro-rata rule for ties). An elite of 5% converts at 90%, everyone else at 2-13%: the
+    /// model's top audience converts far better than the people at its cut, which is where
+    /// holding the model's audience fixed goes wrong. Scores come in two kinds: fine-grained, and
+    /// rounded to twenty values (heavy ties at every cut). Four rules of 10-60% share: two apart
+    /// from the elite, one half in it, one broad. 1,000 samples of 1,500 people, 1,000 resamples
+    /// each. The coverage over all eight (score kind, rule) pairs must be within 94-96%, and each
+    /// pair's own (1,000 samples: a standard error of 0.7 points) within 92.5-97.5%. Holding the
+    /// model's audience fixed (the method this replaced) gave 0.895-0.924 on the rules apart from
+    /// the elite and 0.997 on the one in it, and fails here.
+    #[test]
+    fn the_interval_covers_the_truth_95_percent_of_the_time() {
+        const POPULATION: usize = 200_000;
+        const SAMPLES: usize = 1_000;
+        const SAMPLE_ROWS: usize = 1_500;
+        const RESAMPLES: usize = 1_000;
+        let mut rng = Stream::new(20261201, 0);
+        // People: two attributes, a true conversion probability, an outcome.
+        let mut x1 = Vec::with_capacity(POPULATION);
+        let mut x2 = Vec::with_capacity(POPULATION);
+        let mut fine = Vec::with_capacity(POPULATION);
+        let mut labels = Vec::with_capacity(POPULATION);
+        for _ in 0..POPULATION {
+            let a = rng.unit();
+            let b = rng.unit() < 0.3;
+            // An elite of 5% converts at 90%; everyone else at 2-13%, rising with a and b.
+            let p = if a > 0.95 {
+                0.9
+            } else {
+                0.02 + 0.08 * a + if b { 0.03 } else { 0.0 }
+            };
+            // The model's score: the probability seen through noise on the logit scale.
+            let logit = (p / (1.0 - p)).ln() + 0.8 * (rng.unit() - 0.5);
+            x1.push(a);
+            x2.push(b);
+            fine.push(1.0 / (1.0 + (-logit).exp()));
+            labels.push(u8::from(rng.unit() < p));
+        }
+        let coarse: Vec<f64> = fine.iter().map(|s| (s * 20.0).round() / 20.0).collect();
+        let rules: [&dyn Fn(usize) -> bool; 4] = [
+            &|i| x2[i] && x1[i] < 0.8,
+            &|i| (0.5..0.7).contains(&x1[i]),
+            &|i| x1[i] > 0.9,
+            &|i| x1[i] < 0.4 || x2[i],
+        ];
+        let mut covered = [[0usize; 4]; 2];
+        let mut judged = [[0usize; 4]; 2];
+        for (kind, scores) in [&fine, &coarse].into_iter().enumerate() {
+            // The truth, on the population: pro-rata top-n at each rule's population share.
+            let keys: Vec<u64> = (0..POPULATION as u64).map(splitmix_key).collect();
+            let population = Ranking::new(scores, &keys);
+            let truth: Vec<f64> = rules
+                .iter()
+                .map(|rule| {
+                    let members: Vec<usize> = (0..POPULATION).filter(|&i| rule(i)).collect();
+                    let rule_rate = members.iter().map(|&i| f64::from(labels[i])).sum::<f64>()
+                        / members.len() as f64;
+                    let weights = population.top_weights(members.len());
+                    let model_rate = weights
+                        .iter()
+                        .zip(&labels)
+                        .map(|(w, &y)| w * f64::from(y))
+                        .sum::<f64>()
+                        / members.len() as f64;
+                    model_rate - rule_rate
+                })
+                .collect();
+            for sample in 0..SAMPLES {
+                let mut draw = Stream::new(1000 + sample as u64, u64::MAX);
+                let rows: Vec<usize> = (0..SAMPLE_ROWS).map(|_| draw.below(POPULATION)).collect();
+                let s: Vec<f64> = rows.iter().map(|&r| scores[r]).collect();
+                let y: Vec<u8> = rows.iter().map(|&r| labels[r]).collect();
+                let k: Vec<u64> = (0..SAMPLE_ROWS as u64).map(splitmix_key).collect();
+                let ranking = Ranking::new(&s, &k);
+                let audiences: Vec<Vec<usize>> = rules
+                    .iter()
+                    .map(|rule| (0..SAMPLE_ROWS).filter(|&j| rule(rows[j])).collect())
+                    .collect();
+                let results = compare_rules(
+                    &audiences,
+                    &ranking,
+                    &y,
+                    RESAMPLES,
+                    sample as u64,
+                    &RuleFloor::default(),
+                );
+                for (i, c) in results.iter().enumerate() {
+                    assert!(c.size >= MIN_AUDIENCE);
+                    let Some((low, high)) = c.rate_diff_ci else {
+                        continue;
+                    };
+                    judged[kind][i] += 1;
+                    if low <= truth[i] && truth[i] <= high {
+                        covered[kind][i] += 1;
+                    }
+                }
+            }
+        }
+        let mut all = 0.0;
+        for kind in 0..2 {
+            for i in 0..4 {
+                assert_eq!(judged[kind][i], SAMPLES, "every sample judged");
+                let coverage = covered[kind][i] as f64 / SAMPLES as f64;
+                eprintln!("scores {kind}, rule {i}: coverage {coverage:.3}");
+                assert!(
+                    (0.925..=0.975).contains(&coverage),
+                    "scores {kind}, rule {i}: coverage {coverage}"
+                );
+                all += coverage / 8.0;
+            }
+        }
+        eprintln!("coverage over all: {all:.4}");
+        assert!((0.94..=0.96).contains(&all), "coverage over all {all}");
+    }
+
+    fn splitmix_key(i: u64) -> u64 {
+        crate::data::splitmix64(i)
+    }
+}
