@@ -17,8 +17,10 @@ pub const LONG_ABOUT: &str = "\
 Score candidate users with a trained model bundle.
 
 Writes one row per input row, in input order: the id (under its own column name, or row_id),
-score (probability of conversion), percentile and decile (1 = best; ranked by score, ties by
-input order), and any --keep columns. CSV or Parquet, chosen by the output's extension. The input
+score (probability of conversion), percentile and decile (1 = best; ranked by score), and any
+--keep columns. People of equal score are ordered by a seeded hash of their id (--seed), so a
+--top cut that falls among them picks the same people on every run, whatever the file order; the
+number of rows tied at the cut is printed. CSV or Parquet, chosen by the output's extension. The input
 is streamed in batches and ranks are found from a spool file, so memory does not grow with the
 input's size.
 
@@ -90,6 +92,10 @@ pub struct ScoreArgs {
     #[arg(long, value_name = "CHAR")]
     pub delimiter: Option<String>,
 
+    /// Seed of the hash that orders people of equal score [default: the model's split.seed, or 42]
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
     /// Rows per batch
     #[arg(long, value_name = "N", default_value_t = 65_536)]
     pub batch_rows: usize,
@@ -129,6 +135,14 @@ pub fn run(args: ScoreArgs) -> Result<()> {
             EngineArg::Walk => Engine::Walk,
             EngineArg::Lightgbm => Engine::LightGbm,
         },
+        tie_seed: args.seed.unwrap_or_else(|| {
+            bundle
+                .manifest
+                .as_ref()
+                .map_or(audience::config::SplitConfig::default().seed, |m| {
+                    m.split.seed
+                })
+        }),
     };
     let mut progress = Progress::new(args.quiet, None, "scoring");
     let summary = score_file(&bundle, &args.data, &args.out, &options, &mut |rows| {
@@ -146,6 +160,11 @@ pub fn run(args: ScoreArgs) -> Result<()> {
             "warning: {} value(s) of categorical features were not seen in training and were scored as missing ({})",
             summary.unseen.total(),
             detail.join(", ")
+        );
+    }
+    if let Some((score, tied, kept)) = summary.tied_at_top {
+        eprintln!(
+            "note: {tied} rows share the score {score} at the --top cut; {kept} of them were kept, chosen by a seeded hash of the id (--seed to change it)"
         );
     }
     if !args.quiet {

@@ -1,10 +1,13 @@
 //! Exact ranks of streamed scores in bounded memory.
 //!
-//! A row's rank is its position when all rows are sorted by score, best first, ties in input
-//! order. Percentiles, deciles and `--top` only need to know, for each row, which of a few cut
-//! positions it lies past, so instead of holding every score we find the score at each cut
-//! position by radix selection over a spool file of scores (eight passes of one byte each, a
-//! 256-bucket histogram per distinct prefix), then stream the rows once more.
+//! A row's rank is its position when all rows are sorted by score, best first, rows of equal score
+//! ordered by their tie key (a seeded hash of the id, `metrics::tie_key`), and rows whose score and
+//! tie key are both equal (a 64-bit hash collision) in input order. Percentiles, deciles and
+//! `--top` only need to know, for each row, which of a few cut positions it lies past, so instead
+//! of holding every score we find the (score, tie key) at each cut position by radix selection over
+//! a spool file (one byte of the 128-bit key per pass, a 256-bucket histogram per distinct prefix:
+//! eight passes for the score, and more over the tie key only while some cut's row shares its
+//! score with others), then stream the rows once more.
 
 use std::collections::HashMap;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -21,7 +24,23 @@ pub fn descending_key(score: f64) -> u64 {
     !ascending
 }
 
-/// Scores appended in input order to a file of little-endian f64.
+/// The score `descending_key` was made from.
+pub fn score_of_key(key: u64) -> f64 {
+    let ascending = !key;
+    let bits = if ascending >> 63 == 1 {
+        ascending & !(1 << 63)
+    } else {
+        !ascending
+    };
+    f64::from_bits(bits)
+}
+
+/// The full sort key of a row: score (best first), then tie key.
+fn full_key(score: f64, tie: u64) -> u128 {
+    (u128::from(descending_key(score)) << 64) | u128::from(tie)
+}
+
+/// Scores and tie keys appended in input order to a file of little-endian (f64, u64) pairs.
 pub struct ScoreSpool {
     writer: BufWriter<std::fs::File>,
     file: tempfile::NamedTempFile,
@@ -41,9 +60,10 @@ impl ScoreSpool {
         })
     }
 
-    pub fn push(&mut self, score: f64) -> std::io::Result<()> {
+    pub fn push(&mut self, score: f64, tie: u64) -> std::io::Result<()> {
         self.count += 1;
-        self.writer.write_all(&score.to_le_bytes())
+        self.writer.write_all(&score.to_le_bytes())?;
+        self.writer.write_all(&tie.to_le_bytes())
     }
 
     pub fn len(&self) -> u64 {
@@ -54,27 +74,56 @@ impl ScoreSpool {
         self.count == 0
     }
 
-    /// Every key, in input order.
-    fn for_each_key(&mut self, mut f: impl FnMut(u64)) -> std::io::Result<()> {
+    /// Every full key, in input order.
+    fn for_each_key(&mut self, mut f: impl FnMut(u128)) -> std::io::Result<()> {
         self.writer.flush()?;
         let mut reader = BufReader::with_capacity(1 << 20, self.file.reopen()?);
-        let mut buffer = [0u8; 8];
+        let mut buffer = [0u8; 16];
         for _ in 0..self.count {
             reader.read_exact(&mut buffer)?;
-            f(descending_key(f64::from_le_bytes(buffer)));
+            let score = f64::from_le_bytes(buffer[..8].try_into().expect("8 bytes"));
+            let tie = u64::from_le_bytes(buffer[8..].try_into().expect("8 bytes"));
+            f(full_key(score, tie));
         }
         Ok(())
     }
 
-    /// For each position (0-based, best first), the key of the row there and how many rows
-    /// have a strictly better score.
+    /// For each position (0-based, best first), the row there: as much of its key as tells it
+    /// apart, how many rows come before it, and how many rows share its score.
     pub fn select(&mut self, positions: &[u64]) -> std::io::Result<Vec<Cut>> {
-        // Per target: the key's known high bits, the rank left inside that prefix, rows before it.
-        let mut state: Vec<(u64, u64, u64)> = positions.iter().map(|&p| (0, p, 0)).collect();
-        for pass in 0..8u32 {
-            let shift = 56 - 8 * pass;
-            let prefix_of = |key: u64| if pass == 0 { 0 } else { key >> (shift + 8) };
-            let mut prefixes: Vec<u64> = state.iter().map(|s| s.0).collect();
+        struct Target {
+            /// The key's known high bits.
+            prefix: u128,
+            /// The position left to find inside the rows sharing that prefix.
+            rank: u64,
+            /// Rows whose prefix is smaller (better).
+            before: u64,
+            /// Rows sharing the prefix.
+            group: u64,
+            /// After the score's eight bytes: rows sharing the score, rows with a better one.
+            score_ties: u64,
+            score_before: u64,
+        }
+        let mut state: Vec<Target> = positions
+            .iter()
+            .map(|&p| Target {
+                prefix: 0,
+                rank: p,
+                before: 0,
+                group: u64::MAX,
+                score_ties: 0,
+                score_before: 0,
+            })
+            .collect();
+        let mut bits = 0u32;
+        for pass in 0..16u32 {
+            // Past the score, continue only while some cut's row shares its prefix with others.
+            if pass >= 8 && state.iter().all(|t| t.group <= 1) {
+                break;
+            }
+            let shift = 120 - 8 * pass;
+            let prefix_of = |key: u128| if pass == 0 { 0 } else { key >> (shift + 8) };
+            let mut prefixes: Vec<u128> = state.iter().map(|t| t.prefix).collect();
             prefixes.sort_unstable();
             prefixes.dedup();
             let mut histograms = vec![[0u64; 256]; prefixes.len()];
@@ -83,29 +132,38 @@ impl ScoreSpool {
                     histograms[i][((key >> shift) & 0xff) as usize] += 1;
                 }
             })?;
-            for (prefix, rank, before) in &mut state {
+            for t in &mut state {
                 let i = prefixes
-                    .binary_search(prefix)
+                    .binary_search(&t.prefix)
                     .expect("prefix was histogrammed");
                 let mut digit = 255;
                 for (d, &count) in histograms[i].iter().enumerate() {
-                    if *rank < count {
-                        digit = d as u64;
+                    if t.rank < count {
+                        digit = d as u128;
+                        t.group = count;
                         break;
                     }
-                    *rank -= count;
-                    *before += count;
+                    t.rank -= count;
+                    t.before += count;
                 }
-                *prefix = (*prefix << 8) | digit;
+                t.prefix = (t.prefix << 8) | digit;
+                if pass == 7 {
+                    t.score_ties = t.group;
+                    t.score_before = t.before;
+                }
             }
+            bits += 8;
         }
         Ok(positions
             .iter()
             .zip(state)
-            .map(|(&position, (key, _, before))| Cut {
+            .map(|(&position, t)| Cut {
                 position,
-                key,
-                before,
+                prefix: t.prefix,
+                bits,
+                before: t.before,
+                score_ties: t.score_ties,
+                score_before: t.score_before,
             })
             .collect())
     }
@@ -115,34 +173,82 @@ impl ScoreSpool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cut {
     pub position: u64,
-    pub key: u64,
-    /// Rows with a strictly better score.
+    /// The high `bits` bits of the row's full key (score, then tie key): enough to tell it from
+    /// every other row, or all 128 bits.
+    pub prefix: u128,
+    pub bits: u32,
+    /// Rows whose key prefix is smaller (better).
     pub before: u64,
+    /// Rows whose score equals this row's, and rows with a better score.
+    pub score_ties: u64,
+    pub score_before: u64,
+}
+
+impl Cut {
+    /// The score of the row at the cut (the selection always resolves the score's 64 bits).
+    pub fn score(&self) -> f64 {
+        score_of_key((self.prefix >> (self.bits - 64)) as u64)
+    }
+
+    /// Rows of equal score the cut falls among: 0 when the rows before the cut all score better
+    /// than the rows after it.
+    pub fn tied(&self) -> u64 {
+        if self.position > self.score_before && self.score_ties > 1 {
+            self.score_ties
+        } else {
+            0
+        }
+    }
+
+    /// How many of the tied rows lie before the cut (are kept by a top-`position` cut).
+    pub fn tied_before(&self) -> u64 {
+        self.position - self.score_before
+    }
 }
 
 /// Streams rows in input order and tells, for each, how many cuts it lies at or past.
 pub struct CutCounter {
     cuts: Vec<Cut>,
-    equal_seen: HashMap<u64, u64>,
+    /// Key bits the cuts know (the same for every cut of one selection).
+    bits: u32,
+    /// Per cut prefix: rows with that prefix seen so far.
+    equal_seen: HashMap<u128, u64>,
 }
 
 impl CutCounter {
+    /// Cuts from one `ScoreSpool::select`.
     pub fn new(cuts: Vec<Cut>) -> CutCounter {
-        let equal_seen = cuts.iter().map(|c| (c.key, 0)).collect();
-        CutCounter { cuts, equal_seen }
+        let bits = cuts.first().map_or(0, |c| c.bits);
+        assert!(cuts.iter().all(|c| c.bits == bits), "cuts of one selection");
+        let equal_seen = cuts.iter().map(|c| (c.prefix, 0)).collect();
+        CutCounter {
+            cuts,
+            bits,
+            equal_seen,
+        }
     }
 
     /// The number of cuts whose position is <= this row's position. Call once per row, in input
     /// order.
-    pub fn passed(&mut self, score: f64) -> usize {
-        let key = descending_key(score);
-        let seen = self.equal_seen.get(&key).copied();
+    pub fn passed(&mut self, score: f64, tie: u64) -> usize {
+        if self.cuts.is_empty() {
+            return 0;
+        }
+        let key = full_key(score, tie);
+        let mine = if self.bits == 0 {
+            0
+        } else {
+            key >> (128 - self.bits)
+        };
+        let seen = self.equal_seen.get(&mine).copied();
         let passed = self
             .cuts
             .iter()
-            .filter(|c| key > c.key || (key == c.key && c.before + seen.unwrap_or(0) >= c.position))
+            .filter(|c| {
+                mine > c.prefix || (mine == c.prefix && c.before + seen.unwrap_or(0) >= c.position)
+            })
             .count();
-        if let Some(seen) = self.equal_seen.get_mut(&key) {
+        if let Some(seen) = self.equal_seen.get_mut(&mine) {
             *seen += 1;
         }
         passed
@@ -190,6 +296,9 @@ mod tests {
         for w in values.windows(2) {
             assert!(descending_key(w[0]) <= descending_key(w[1]), "{w:?}");
         }
+        for v in values {
+            assert_eq!(score_of_key(descending_key(v)).to_bits(), v.to_bits());
+        }
     }
 
     #[test]
@@ -206,13 +315,22 @@ mod tests {
                 }
             })
             .collect();
+        // Tie keys: distinct mostly, with some collisions (equal score and key: input order).
+        let ties: Vec<u64> = (0..scores.len() as u64)
+            .map(|i| (i * 7919) % 4001)
+            .collect();
         let mut spool = ScoreSpool::new_in(dir.path()).unwrap();
-        for &s in &scores {
-            spool.push(s).unwrap();
+        for (&s, &t) in scores.iter().zip(&ties) {
+            spool.push(s, t).unwrap();
         }
-        // Reference ranks: sort by (score desc, input order).
+        // Reference ranks: sort by (score desc, tie key, input order).
         let mut order: Vec<usize> = (0..scores.len()).collect();
-        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+        order.sort_by(|&a, &b| {
+            scores[b]
+                .total_cmp(&scores[a])
+                .then(ties[a].cmp(&ties[b]))
+                .then(a.cmp(&b))
+        });
         let mut position = vec![0u64; scores.len()];
         for (p, &r) in order.iter().enumerate() {
             position[r] = p as u64;
@@ -223,7 +341,7 @@ mod tests {
             let cuts = spool.select(&starts).unwrap();
             let mut counter = CutCounter::new(cuts);
             for (r, &s) in scores.iter().enumerate() {
-                let bin = 1 + counter.passed(s);
+                let bin = 1 + counter.passed(s, ties[r]);
                 let expected =
                     crate::metrics::bin_of_position(position[r] as usize, scores.len(), bins);
                 assert_eq!(bin, expected, "row {r}, score {s}");
@@ -233,10 +351,35 @@ mod tests {
         let cuts = spool.select(&[123]).unwrap();
         let mut counter = CutCounter::new(cuts);
         let kept: Vec<usize> = (0..scores.len())
-            .filter(|&r| counter.passed(scores[r]) == 0)
+            .filter(|&r| counter.passed(scores[r], ties[r]) == 0)
             .collect();
         assert_eq!(kept.len(), 123);
         assert!(kept.iter().all(|&r| position[r] < 123));
+        // Every cut position, with how many rows share the score there.
+        for p in [0u64, 1, 122, 123, 2500, 4999] {
+            let cut = spool.select(&[p]).unwrap()[0];
+            let score = scores[order[p as usize]];
+            let equal = scores.iter().filter(|&&s| s == score).count() as u64;
+            let better = scores.iter().filter(|&&s| s > score).count() as u64;
+            assert_eq!((cut.score_ties, cut.score_before), (equal, better), "{p}");
+            let mut counter = CutCounter::new(vec![cut]);
+            let kept = (0..scores.len())
+                .filter(|&r| counter.passed(scores[r], ties[r]) == 0)
+                .count() as u64;
+            assert_eq!(kept, p);
+        }
+    }
+
+    #[test]
+    fn distinct_scores_need_only_the_score_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = ScoreSpool::new_in(dir.path()).unwrap();
+        for i in 0..1000u64 {
+            spool.push(i as f64 / 1000.0, 7).unwrap();
+        }
+        let cut = spool.select(&[10]).unwrap()[0];
+        assert_eq!(cut.bits, 64);
+        assert_eq!((cut.tied(), cut.score_before), (0, 10));
     }
 
     #[test]

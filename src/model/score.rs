@@ -1,8 +1,8 @@
 //! Scoring: whole tables in memory (for `compare`) and files streamed in batches (for `score`).
 //!
 //! A scored file gets, per input row and in input order: the id, `score` (probability of
-//! conversion), `percentile` and `decile` (1 = best; rank by score, ties by input order), and any
-//! kept columns. Ranks need every score, so the first pass streams the input, scores it and writes
+//! conversion), `percentile` and `decile` (1 = best; rank by score, equal scores ordered by a
+//! seeded hash of the id, `metrics::tie_key`), and any kept columns. Ranks need every score, so the first pass streams the input, scores it and writes
 //! id, score and kept columns to a temporary file and the scores to a spool; the cut positions'
 //! scores are then selected from the spool (`rank`), and the second pass streams the temporary
 //! file into the output with the ranks added. Memory stays bounded whatever the input's size.
@@ -18,6 +18,7 @@ use parquet::arrow::ArrowWriter;
 
 use crate::data::encode::UnseenCounts;
 use crate::data::{Format, LoadOptions, as_strings, clean_datafusion_error, runtime};
+use crate::metrics::tie_key;
 use crate::model::bundle::{Engine, ModelBundle};
 use crate::model::rank::{self, CutCounter, ScoreSpool};
 use crate::output::{self, AtomicFile};
@@ -67,6 +68,8 @@ pub struct ScoreOptions {
     /// Rows per batch read from the input.
     pub batch_rows: usize,
     pub engine: Engine,
+    /// Seed of the hash that orders rows of equal score.
+    pub tie_seed: u64,
 }
 
 /// What a scoring run did.
@@ -75,6 +78,9 @@ pub struct ScoreSummary {
     pub rows_in: u64,
     pub rows_out: u64,
     pub unseen: UnseenCounts,
+    /// Where a `--top` cut fell among rows of equal score: (the score, rows sharing it, how many
+    /// of them were kept).
+    pub tied_at_top: Option<(f64, u64, u64)>,
 }
 
 /// Scores `input` into `output` (CSV or Parquet by its extension), streaming in batches.
@@ -169,8 +175,10 @@ pub fn score_file(
                         .write_record(&record)
                         .map_err(|e| Error::io(staging.path(), e.into()))?;
                 }
-                for &s in &batch_scores {
-                    spool.push(s).map_err(|e| Error::io(dir, e))?;
+                for (&s, id) in batch_scores.iter().zip(&ids) {
+                    spool
+                        .push(s, tie_key(id, options.tie_seed))
+                        .map_err(|e| Error::io(dir, e))?;
                 }
                 summary.rows_in += batch.num_rows() as u64;
                 progress(summary.rows_in);
@@ -202,6 +210,11 @@ pub fn score_file(
     let mut percentiles = CutCounter::new(percentile_cuts.to_vec());
     let mut deciles = CutCounter::new(decile_cuts.to_vec());
     let mut beyond_limit = CutCounter::new(limit_cut.to_vec());
+    if let Some(cut) = limit_cut.first()
+        && cut.tied() > 0
+    {
+        summary.tied_at_top = Some((cut.score(), cut.tied(), cut.tied_before()));
+    }
 
     // Pass 2: add percentile and decile, keep the chosen rows, write the output.
     let id_name = bundle.id.column.clone();
@@ -220,9 +233,10 @@ pub fn score_file(
     for record in reader.records() {
         let record = record.map_err(|e| Error::io(staging.path(), e.into()))?;
         let score: f64 = record[1].parse().unwrap_or(f64::NAN);
-        let percentile = 1 + percentiles.passed(score) as u32;
-        let decile = 1 + deciles.passed(score) as u32;
-        if beyond_limit.passed(score) > 0 {
+        let tie = tie_key(&record[0], options.tie_seed);
+        let percentile = 1 + percentiles.passed(score, tie) as u32;
+        let decile = 1 + deciles.passed(score, tie) as u32;
+        if beyond_limit.passed(score, tie) > 0 {
             continue;
         }
         sink.push(&record, score, percentile, decile)?;
