@@ -169,6 +169,9 @@ impl CompareReport {
             "base_rate",
             "rule_scope",
             "in_sample",
+            "fit_time_range",
+            "early_stopping_time_range",
+            "holdout_time_range",
             "notes",
             "warnings",
         ];
@@ -179,6 +182,17 @@ impl CompareReport {
             RuleScope::EvaluationRows => "evaluation_rows",
         };
         let warnings = self.warnings.join("; ");
+        let ranges = self.evaluation.time_ranges.as_ref();
+        let range = |pick: fn(&PartRanges) -> &Option<crate::split::TimeRange>| {
+            ranges
+                .and_then(|r| pick(r).as_ref())
+                .map_or(String::new(), |r| r.to_string())
+        };
+        let times = [
+            range(|r| &r.fit),
+            range(|r| &r.early_stopping),
+            range(|r| &r.holdout),
+        ];
         for r in &self.rules {
             let c = &r.comparison;
             let record = vec![
@@ -217,6 +231,9 @@ impl CompareReport {
                 opt(self.model.base_rate),
                 scope.to_string(),
                 self.evaluation.in_sample.to_string(),
+                times[0].clone(),
+                times[1].clone(),
+                times[2].clone(),
                 c.notes.join("; "),
                 warnings.clone(),
             ];
@@ -247,18 +264,7 @@ impl CompareReport {
             pct(m.base_rate)
         )];
         if let Some(ranges) = &e.time_ranges {
-            let part = |name: &str, range: &Option<crate::split::TimeRange>| {
-                range.as_ref().map(|r| format!("{name} {r}"))
-            };
-            let parts: Vec<String> = [
-                part("fit", &ranges.fit),
-                part("early stopping", &ranges.early_stopping),
-                part("held out", &ranges.holdout),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            lines.push(format!("Time split: {}", parts.join("; ")));
+            lines.push(format!("Time split: {ranges}"));
         }
         lines.push(match e.rule_scope {
             RuleScope::History => format!(

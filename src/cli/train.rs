@@ -104,6 +104,9 @@ pub fn fit(
     for note in &run.notes {
         progress.note(&format!("note: {note}"));
     }
+    for warning in &run.warnings {
+        eprintln!("warning: {warning}");
+    }
     Ok(run)
 }
 
@@ -157,6 +160,9 @@ fn print_summary(
         m.rows.early_stopping,
         m.rows.holdout
     )?;
+    if let Some(ranges) = &training.split.time_ranges {
+        writeln!(o, "Time split: {ranges}")?;
+    }
     writeln!(
         o,
         "Features: {} ({numeric} numeric, {categorical} categorical); excluded: {}",

@@ -35,6 +35,21 @@ pub struct PartRanges {
     pub holdout: Option<TimeRange>,
 }
 
+/// "fit 2023-01-01 to 2023-08-20; early stopping ...; held out ...", parts without rows left out.
+impl std::fmt::Display for PartRanges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = [
+            ("fit", &self.fit),
+            ("early stopping", &self.early_stopping),
+            ("held out", &self.holdout),
+        ]
+        .into_iter()
+        .filter_map(|(name, range)| range.as_ref().map(|r| format!("{name} {r}")))
+        .collect();
+        write!(f, "{}", parts.join("; "))
+    }
+}
+
 impl Split {
     /// All training rows (fit and early stopping), ascending.
     pub fn training(&self) -> Vec<usize> {
