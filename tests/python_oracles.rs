@@ -7,8 +7,13 @@ use common::{audience, bank_csv, read_json, run_python, workspace};
 
 /// Trains the bank model with its split written out, and scores the whole file with it.
 fn train_and_score(ws: &std::path::Path) {
+    train_and_score_with(ws, &[]);
+}
+
+fn train_and_score_with(ws: &std::path::Path, settings: &[&str]) {
     audience(ws)
         .args(["train", "--out", "model", "--split-out", "split.csv", "-q"])
+        .args(settings)
         .assert()
         .success();
     audience(ws)
@@ -105,11 +110,40 @@ fn python_booster_reproduces_our_scores_from_model_txt() {
 
 #[test]
 fn compare_report_equals_an_independent_recomputation() {
+    compare_oracle(&[]);
+}
+
+/// A coarse model (three stumps: at most eight distinct scores), so rules' cuts and decile
+/// boundaries fall inside groups of equal scores: the pro-rata counts are recomputed too.
+#[test]
+fn compare_report_with_heavy_ties_equals_an_independent_recomputation() {
+    let report = compare_oracle(&[
+        "--num-leaves",
+        "2",
+        "--num-rounds",
+        "3",
+        "--early-stopping-rounds",
+        "0",
+    ]);
+    assert!(report["model"]["distinct_scores"].as_u64().unwrap() <= 8);
+    let tied: Vec<u64> = report["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["tied_at_cut"].as_u64().unwrap())
+        .collect();
+    // previous_success is exactly the model's best group (its first split is poutcome): its cut
+    // falls between two scores; the other four fall among thousands of equal scores.
+    assert_eq!(tied.iter().filter(|&&t| t > 1000).count(), 4, "{tied:?}");
+}
+
+fn compare_oracle(settings: &[&str]) -> serde_json::Value {
     let ws = workspace();
     let dir = ws.path();
-    train_and_score(dir);
+    train_and_score_with(dir, settings);
     audience(dir)
         .args(["compare", "rules/*.sql", "--output", "report.json", "-q"])
+        .args(settings)
         .assert()
         .success();
     let out = run_python(
@@ -124,4 +158,5 @@ fn compare_report_equals_an_independent_recomputation() {
     );
     let mismatches: Vec<String> = serde_json::from_str(out.trim()).unwrap();
     assert!(mismatches.is_empty(), "{mismatches:#?}");
+    read_json(&dir.join("report.json"))
 }
