@@ -631,3 +631,80 @@ fn time_splits_read_us_and_unpadded_iso_dates_in_true_time_order() {
         }
     }
 }
+
+#[test]
+fn a_feature_that_is_the_outcome_is_named_as_a_possible_leak() {
+    // The bank history with one more column, recorded after the call: whether a deposit was
+    // opened, in other words the outcome itself.
+    let ws = workspace();
+    let dir = ws.path();
+    let bank = std::fs::read_to_string(bank_csv()).unwrap();
+    let mut lines = bank.lines();
+    let mut out = vec![format!("{};\"deposit_opened\"", lines.next().unwrap())];
+    for line in lines {
+        let opened = if line.ends_with("\"yes\"") { "1" } else { "0" };
+        out.push(format!("{line};{opened}"));
+    }
+    std::fs::write(dir.join("leaky.csv"), out.join("\n")).unwrap();
+    let run = audience(dir)
+        .args(["train", "--data", "leaky.csv", "-q"])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&run.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("warning: possible leak: the feature \"deposit_opened\" alone ranks the held-out rows with an AUC of 1.000"),
+        "{stderr}"
+    );
+    let report = compare_json(dir, &["--data", "leaky.csv"]);
+    let warnings: Vec<&str> = report["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("\"deposit_opened\" alone"))
+            && warnings
+                .iter()
+                .any(|w| w.contains("\"deposit_opened\" takes")),
+        "{warnings:?}"
+    );
+    // The bank history as it is: no warning.
+    assert!(
+        compare_json(dir, &[])["warnings"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn few_conversions_in_the_evaluation_rows_get_a_plain_sentence() {
+    // 600 people, 60 conversions: about 18 held out.
+    let csv = sorted_by_outcome(|i| format!("p{i:04}")).replace(",1\n", ",0\n");
+    let mut lines: Vec<String> = csv.lines().map(String::from).collect();
+    for line in lines.iter_mut().skip(1).step_by(10) {
+        line.replace_range(line.len() - 1.., "1");
+    }
+    let ws = two_score_workspace(
+        &format!("{}\n", lines.join("\n")),
+        &[("b", "SELECT id FROM history WHERE grp = 'b'")],
+    );
+    let report = compare_json(ws.path(), &[]);
+    assert!(report["model"]["positives"].as_u64().unwrap() < 30);
+    let notes = report["notes"].to_string();
+    assert!(
+        notes.contains("hold only") && notes.contains("collect more history"),
+        "{notes}"
+    );
+    let text = audience(ws.path())
+        .args(["compare", "-q"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert!(String::from_utf8_lossy(&text).contains("Note: the evaluation rows hold only"));
+}
