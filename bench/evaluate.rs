@@ -68,15 +68,14 @@ fn main() {
     }
     let (walk_1, w1) = best_of(repeats, || bundle.ensemble.predict_serial(&matrix, None));
     let (walk_all, w2) = best_of(repeats, || bundle.ensemble.predict(&matrix));
+    let booster = bundle.booster().expect("LightGBM loads the model");
     let (lightgbm_1, c) = best_of(repeats, || {
-        bundle
-            .booster
+        booster
             .predict_with_threads(&matrix, Some(1))
             .expect("predicts")
     });
     let (lightgbm_all, d) = best_of(repeats, || {
-        bundle
-            .booster
+        booster
             .predict_with_threads(&matrix, Some(threads))
             .expect("predicts")
     });

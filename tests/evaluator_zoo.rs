@@ -48,9 +48,10 @@ fn native_evaluator_matches_lightgbm_on_a_zoo_of_python_models() {
                 .lines()
                 .map(|l| l.parse().unwrap())
                 .collect();
-        // Both of audience's evaluators: the trees compiled to machine code (the default) and
-        // the node-array walker.
-        for engine in ["native", "walk"] {
+        // Both of audience's evaluators (the trees compiled to machine code, the default, and the
+        // node-array walker), and LightGBM's own, which is given the text audience's parser wrote
+        // back, never the file.
+        for engine in ["native", "walk", "lightgbm"] {
             audience(dir)
                 .args([
                     "score",

@@ -134,9 +134,11 @@ pub struct ModelBundle {
     pub id: IdInfo,
     pub model_text: String,
     pub ensemble: TreeEnsemble,
-    pub booster: Booster,
+    /// LightGBM's own booster, made at first use (`--engine lightgbm`) from the text our parser
+    /// wrote back, never from the file: LightGBM's loader trusts what it reads.
+    booster: std::sync::OnceLock<std::result::Result<Booster, String>>,
     /// The trees as machine code, compiled at first use (None inside: the machine has no code
-    /// generator, and the walker serves).
+    /// generator, or the model is too large or deep to compile quickly, and the walker serves).
     compiled: std::sync::OnceLock<Option<CompiledTrees>>,
 }
 
@@ -177,6 +179,12 @@ impl ModelBundle {
         if path.is_file() {
             return Self::load_bare(path, bare_id);
         }
+        if path.exists() && !path.is_dir() {
+            return Err(Error::model(
+                path,
+                "is not a regular file (a FIFO or device is not read as a model)",
+            ));
+        }
         if !path.is_dir() {
             return Err(Error::model(
                 path,
@@ -198,7 +206,7 @@ impl ModelBundle {
             ));
         }
         let model_path = path.join(MODEL_FILE);
-        let (model_text, ensemble, booster) = read_model(&model_path)?;
+        let (model_text, ensemble) = read_model(&model_path)?;
         let expected: Vec<&str> = manifest.features.names();
         if ensemble.feature_names != expected {
             return Err(Error::model(
@@ -217,9 +225,19 @@ impl ModelBundle {
             manifest: Some(manifest),
             model_text,
             ensemble,
-            booster,
+            booster: std::sync::OnceLock::new(),
             compiled: std::sync::OnceLock::new(),
         })
+    }
+
+    /// LightGBM's booster for this model, made on first use from the checked, rewritten text.
+    pub fn booster(&self) -> Result<&Booster> {
+        self.booster
+            .get_or_init(|| {
+                Booster::from_model_text(&self.ensemble.to_model_text()).map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| Error::model(&self.source, e.clone()))
     }
 
     /// The compiled trees, compiling them on first use.
@@ -228,9 +246,7 @@ impl ModelBundle {
             .get_or_init(|| match self.ensemble.compile() {
                 Ok(code) => Some(code),
                 Err(e) => {
-                    eprintln!(
-                        "note: the trees cannot be compiled here ({e}); walking them instead"
-                    );
+                    eprintln!("note: the trees are walked, not compiled: {e}");
                     None
                 }
             })
@@ -238,13 +254,16 @@ impl ModelBundle {
     }
 
     fn load_bare(path: &Path, id: Option<&str>) -> Result<ModelBundle> {
-        let (model_text, ensemble, booster) = read_model(path)?;
+        let (model_text, ensemble) = read_model(path)?;
         let categorical = &ensemble.categorical_features;
-        let lists = ensemble
+        // `pandas_categorical:[]` (or `null`): Python trained on integer-coded columns of a plain
+        // DataFrame, and scores them as the codes they are; so do we.
+        let given = ensemble
             .pandas_categorical
             .as_ref()
-            .filter(|lists| lists.len() == categorical.len());
-        if let Some(lists) = &ensemble.pandas_categorical
+            .filter(|lists| !lists.is_empty());
+        let lists = given.filter(|lists| lists.len() == categorical.len());
+        if let Some(lists) = given
             && lists.len() != categorical.len()
         {
             return Err(Error::model(
@@ -312,7 +331,7 @@ impl ModelBundle {
             },
             model_text,
             ensemble,
-            booster,
+            booster: std::sync::OnceLock::new(),
             compiled: std::sync::OnceLock::new(),
         })
     }
@@ -322,23 +341,48 @@ impl ModelBundle {
         match engine {
             Engine::Native => Ok(self.ensemble.predict_using(matrix, self.compiled())),
             Engine::Walk => Ok(self.ensemble.predict(matrix)),
-            Engine::LightGbm => self.booster.predict(matrix),
+            Engine::LightGbm => self.booster()?.predict(matrix),
         }
     }
 }
 
-/// Reads a model file and builds both evaluators from it.
-fn read_model(path: &Path) -> Result<(String, TreeEnsemble, Booster)> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let ensemble = TreeEnsemble::parse(&text).map_err(|e| Error::model(path, e.0))?;
-    let booster = Booster::from_model_text(&text).map_err(|e| Error::model(path, e.to_string()))?;
-    if booster.num_features()? != ensemble.num_features() {
+/// The largest model file read (a 20,000-tree model of 255 leaves is about 400 MB).
+pub const MAX_MODEL_BYTES: u64 = 1 << 30;
+
+/// Reads a model file (a regular file of at most [`MAX_MODEL_BYTES`]: not a FIFO or a device,
+/// which could be read forever) and parses and checks it.
+fn read_model(path: &Path) -> Result<(String, TreeEnsemble)> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
         return Err(Error::model(
             path,
-            "LightGBM and audience read different feature counts from this model",
+            "is not a regular file (a FIFO or device is not read as a model)",
         ));
     }
-    Ok((text, ensemble, booster))
+    if meta.len() > MAX_MODEL_BYTES {
+        return Err(Error::model(
+            path,
+            format!(
+                "is {} bytes, more than the {MAX_MODEL_BYTES} a model file may hold",
+                meta.len()
+            ),
+        ));
+    }
+    let mut text = String::new();
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(file, MAX_MODEL_BYTES + 1),
+        &mut text,
+    )
+    .map_err(|e| Error::io(path, e))?;
+    if text.len() as u64 > MAX_MODEL_BYTES {
+        return Err(Error::model(
+            path,
+            "grew past the size a model file may hold while being read",
+        ));
+    }
+    let ensemble = TreeEnsemble::parse(&text).map_err(|e| Error::model(path, e.0))?;
+    Ok((text, ensemble))
 }
 
 /// LightGBM's model text followed by the `pandas_categorical:` line, as Python's package writes it.

@@ -50,7 +50,7 @@ struct Node {
     right: i32,
     /// Categorical: offset and length (in u32 words) of the left-set bitset.
     cat_start: u32,
-    cat_len: u16,
+    cat_len: u32,
     decision: u8,
 }
 
@@ -86,6 +86,10 @@ pub struct TreeEnsemble {
     average_output: bool,
     iterations: usize,
     transform: Transform,
+    /// The objective as the canonical text writes it (`binary sigmoid:1`, `cross_entropy`).
+    objective: String,
+    /// One `feature_infos` entry per feature (as read, or `none` when the file had none).
+    feature_infos: Vec<String>,
 }
 
 /// A model text that cannot be evaluated, with the reason.
@@ -107,7 +111,13 @@ fn numbers<T: std::str::FromStr>(key: &str, text: &str) -> Result<Vec<T>, ParseE
 }
 
 impl TreeEnsemble {
-    /// Parses LightGBM's text model format (as written by any LightGBM 3 or 4, C API or Python).
+    /// Parses and checks LightGBM's text model format (as written by any LightGBM 3 or 4, C API
+    /// or Python), trusting nothing in it: every count and index is checked against the arrays
+    /// the text itself holds (so nothing allocated exceeds a small multiple of its size), trees
+    /// must be numbered in order and end with `end of trees`, children must form a tree, leaf
+    /// values and the sigmoid must be finite, categorical splits must name a bitset. CRLF line
+    /// ends are read as LF. Numerical thresholds may be NaN or infinite: `x <= NaN` is false,
+    /// so every value that is not missing goes right, as in LightGBM.
     pub fn parse(text: &str) -> Result<TreeEnsemble, ParseError> {
         let mut lines = text.lines().peekable();
         let mut header: Vec<(&str, &str)> = Vec::new();
@@ -126,19 +136,20 @@ impl TreeEnsemble {
         if get("version").is_none() && get("num_class").is_none() {
             return err("not a LightGBM text model (no version= or num_class= line)");
         }
-        let num_class: usize = get("num_class").unwrap_or("1").trim().parse().unwrap_or(0);
-        let per_iteration: usize = get("num_tree_per_iteration")
-            .unwrap_or("1")
-            .trim()
-            .parse()
-            .unwrap_or(0);
+        let whole = |key: &str, default: &str| -> Result<usize, ParseError> {
+            let v = get(key).unwrap_or(default).trim();
+            v.parse()
+                .or_else(|_| err(format!("{key}={v:?} is not a whole number")))
+        };
+        let num_class = whole("num_class", "1")?;
+        let per_iteration = whole("num_tree_per_iteration", "1")?;
         if num_class != 1 || per_iteration != 1 {
             return err(format!(
                 "num_class={num_class}: audience scores binary models (one tree per iteration)"
             ));
         }
         let objective = get("objective").unwrap_or("").trim();
-        let transform = match objective.split_whitespace().next() {
+        let (transform, objective) = match objective.split_whitespace().next() {
             Some("binary") => {
                 let sigmoid = objective
                     .split_whitespace()
@@ -147,9 +158,19 @@ impl TreeEnsemble {
                     .transpose()
                     .or_else(|_| err(format!("objective: bad sigmoid in {objective:?}")))?
                     .unwrap_or(1.0);
-                Transform::Sigmoid(sigmoid)
+                if !(sigmoid.is_finite() && sigmoid > 0.0) {
+                    return err(format!(
+                        "objective {objective:?}: the sigmoid must be a positive number"
+                    ));
+                }
+                (
+                    Transform::Sigmoid(sigmoid),
+                    format!("binary sigmoid:{}", float_text(sigmoid)),
+                )
             }
-            Some("cross_entropy") | Some("xentropy") => Transform::Sigmoid(1.0),
+            Some("cross_entropy") | Some("xentropy") => {
+                (Transform::Sigmoid(1.0), "cross_entropy".to_string())
+            }
             _ => {
                 return err(format!(
                     "objective {objective:?}: audience scores binary classification models"
@@ -159,26 +180,43 @@ impl TreeEnsemble {
         let feature_names: Vec<String> = get("feature_names")
             .map(|v| v.split_whitespace().map(String::from).collect())
             .unwrap_or_default();
-        let max_feature_idx: usize = get("max_feature_idx")
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(feature_names.len().saturating_sub(1));
-        let num_features = max_feature_idx + 1;
-        if feature_names.len() != num_features {
+        if feature_names.is_empty() {
+            return err("the model names no features (no feature_names= line)");
+        }
+        let max_feature_idx = whole("max_feature_idx", &(feature_names.len() - 1).to_string())?;
+        if max_feature_idx.checked_add(1) != Some(feature_names.len()) {
             return err(format!(
                 "feature_names lists {} names but max_feature_idx is {max_feature_idx}",
                 feature_names.len()
             ));
         }
+        let num_features = feature_names.len();
+        let mut feature_infos: Vec<String> = get("feature_infos")
+            .map(|v| v.split_whitespace().map(String::from).collect())
+            .unwrap_or_default();
+        if feature_infos.len() != num_features {
+            feature_infos = vec!["none".to_string(); num_features];
+        }
         let average_output = get("average_output").is_some();
+        let declared_trees: Option<usize> = get("tree_sizes").map(|v| v.split_whitespace().count());
 
         let mut trees = Vec::new();
         let mut bitsets = Vec::new();
+        let mut ended = false;
         while let Some(line) = lines.next() {
             if line.starts_with("end of trees") {
+                ended = true;
                 break;
             }
             if !line.starts_with("Tree=") {
                 continue;
+            }
+            let number = line["Tree=".len()..].trim();
+            if number != trees.len().to_string() {
+                return err(format!(
+                    "{line} where Tree={} was expected: a tree is missing or out of order",
+                    trees.len()
+                ));
             }
             let mut fields: Vec<(&str, &str)> = Vec::new();
             while let Some(l) = lines.peek() {
@@ -192,8 +230,22 @@ impl TreeEnsemble {
             }
             trees.push(parse_tree(line, &fields, num_features, &mut bitsets)?);
         }
+        if !ended {
+            return err("the model text ends before `end of trees`: the file is incomplete");
+        }
         if trees.is_empty() {
             return err("the model has no trees");
+        }
+        if let Some(declared) = declared_trees
+            && declared != trees.len()
+        {
+            return err(format!(
+                "tree_sizes lists {declared} trees but the file holds {}: it was cut or edited",
+                trees.len()
+            ));
+        }
+        if u32::try_from(bitsets.len()).is_err() {
+            return err("the categorical bitsets hold more than 2^32 words");
         }
 
         // The rest: parameters (for categorical_feature) and the pandas_categorical line.
@@ -246,7 +298,106 @@ impl TreeEnsemble {
             bitsets,
             average_output,
             transform,
+            objective,
+            feature_infos,
         })
+    }
+
+    /// The model as LightGBM text, written from what was parsed and checked: LF line ends, the
+    /// trees numbered in order with `tree_sizes` that match, each categorical split's bitset
+    /// renumbered from 0. LightGBM's own loader is only ever given this text, never the file:
+    /// it trusts `tree_sizes=` and array lengths, and a wrong one crashes it.
+    pub fn to_model_text(&self) -> String {
+        let mut blocks = Vec::with_capacity(self.trees.len());
+        for (i, tree) in self.trees.iter().enumerate() {
+            blocks.push(self.tree_text(i, tree));
+        }
+        let mut out = String::new();
+        out.push_str("tree\nversion=v4\nnum_class=1\nnum_tree_per_iteration=1\nlabel_index=0\n");
+        out.push_str(&format!("max_feature_idx={}\n", self.num_features() - 1));
+        out.push_str(&format!("objective={}\n", self.objective));
+        if self.average_output {
+            out.push_str("average_output\n");
+        }
+        out.push_str(&format!("feature_names={}\n", self.feature_names.join(" ")));
+        out.push_str(&format!("feature_infos={}\n", self.feature_infos.join(" ")));
+        let sizes: Vec<String> = blocks.iter().map(|b| b.len().to_string()).collect();
+        out.push_str(&format!("tree_sizes={}\n\n", sizes.join(" ")));
+        for block in &blocks {
+            out.push_str(block);
+        }
+        out.push_str("end of trees\n");
+        out
+    }
+
+    fn tree_text(&self, index: usize, tree: &Tree) -> String {
+        let join = |values: Vec<String>| values.join(" ");
+        let internal = &tree.nodes[..tree.internal];
+        let child = |c: i32| {
+            let c = c as usize;
+            if c < tree.internal {
+                c as i32
+            } else {
+                !((c - tree.internal) as i32)
+            }
+        };
+        let mut boundaries = vec![0usize];
+        let mut words: Vec<String> = Vec::new();
+        let thresholds: Vec<String> = internal
+            .iter()
+            .map(|n| {
+                if n.decision & CATEGORICAL != 0 {
+                    let k = boundaries.len() - 1;
+                    let start = n.cat_start as usize;
+                    words.extend(
+                        self.bitsets[start..start + n.cat_len as usize]
+                            .iter()
+                            .map(u32::to_string),
+                    );
+                    boundaries.push(words.len());
+                    k.to_string()
+                } else {
+                    float_text(n.threshold)
+                }
+            })
+            .collect();
+        let mut t = format!("Tree={index}\nnum_leaves={}\n", tree.leaves.len());
+        t.push_str(&format!("num_cat={}\n", boundaries.len() - 1));
+        t.push_str(&format!(
+            "split_feature={}\n",
+            join(internal.iter().map(|n| n.feature.to_string()).collect())
+        ));
+        t.push_str(&format!("threshold={}\n", thresholds.join(" ")));
+        t.push_str(&format!(
+            "decision_type={}\n",
+            join(internal.iter().map(|n| n.decision.to_string()).collect())
+        ));
+        t.push_str(&format!(
+            "left_child={}\n",
+            join(internal.iter().map(|n| child(n.left).to_string()).collect())
+        ));
+        t.push_str(&format!(
+            "right_child={}\n",
+            join(
+                internal
+                    .iter()
+                    .map(|n| child(n.right).to_string())
+                    .collect()
+            )
+        ));
+        t.push_str(&format!(
+            "leaf_value={}\n",
+            join(tree.leaves.iter().map(|&v| float_text(v)).collect())
+        ));
+        if boundaries.len() > 1 {
+            t.push_str(&format!(
+                "cat_boundaries={}\n",
+                join(boundaries.iter().map(usize::to_string).collect())
+            ));
+            t.push_str(&format!("cat_threshold={}\n", words.join(" ")));
+        }
+        t.push_str("is_linear=0\nshrinkage=1\n\n\n");
+        t
     }
 
     pub fn num_features(&self) -> usize {
@@ -425,7 +576,12 @@ fn parse_tree(
         .or_else(|_| err(format!("{title}: bad num_leaves")))?;
     if get("is_linear").map(str::trim) == Some("1") {
         return err(format!(
-            "{title} is a linear tree (linear_tree=true): audience does not evaluate linear trees; use --engine lightgbm"
+            "{title} is a linear tree (linear_tree=true): audience does not evaluate linear trees"
+        ));
+    }
+    if num_leaves == 0 {
+        return err(format!(
+            "{title}: num_leaves=0 (a tree has at least one leaf)"
         ));
     }
     let leaves: Vec<f64> = numbers("leaf_value", need("leaf_value")?)?;
@@ -435,7 +591,12 @@ fn parse_tree(
             leaves.len()
         ));
     }
-    if num_leaves <= 1 {
+    if let Some(bad) = leaves.iter().find(|v| !v.is_finite()) {
+        return err(format!(
+            "{title}: leaf value {bad}: a model whose output is not a number cannot give a probability"
+        ));
+    }
+    if num_leaves == 1 {
         return Ok(Tree {
             nodes: vec![leaf_node(0)],
             leaves,
@@ -462,12 +623,27 @@ fn parse_tree(
             ));
         }
     }
-    let num_cat: usize = get("num_cat").unwrap_or("0").trim().parse().unwrap_or(0);
+    let num_cat: usize = get("num_cat")
+        .unwrap_or("0")
+        .trim()
+        .parse()
+        .or_else(|_| err(format!("{title}: bad num_cat")))?;
     let (boundaries, words): (Vec<usize>, Vec<u32>) = if num_cat > 0 {
-        (
-            numbers("cat_boundaries", need("cat_boundaries")?)?,
-            numbers("cat_threshold", need("cat_threshold")?)?,
-        )
+        let boundaries: Vec<usize> = numbers("cat_boundaries", need("cat_boundaries")?)?;
+        let words: Vec<u32> = numbers("cat_threshold", need("cat_threshold")?)?;
+        // num_cat + 1 boundaries, from 0, never decreasing, the last at the end of the words.
+        if boundaries.len() != num_cat + 1
+            || boundaries[0] != 0
+            || boundaries.windows(2).any(|w| w[0] > w[1])
+            || boundaries[num_cat] != words.len()
+        {
+            return err(format!(
+                "{title}: cat_boundaries ({} values) do not cut the {} cat_threshold words into num_cat={num_cat} bitsets",
+                boundaries.len(),
+                words.len()
+            ));
+        }
+        (boundaries, words)
     } else {
         (Vec::new(), Vec::new())
     };
@@ -501,16 +677,16 @@ fn parse_tree(
             }
         }
         let (cat_start, cat_len) = if decision & CATEGORICAL != 0 {
-            let k = thresholds[i] as usize;
-            if k + 1 >= boundaries.len()
-                || boundaries[k + 1] > words.len()
-                || boundaries[k] > boundaries[k + 1]
-            {
-                return err(format!("{title}: categorical split {k} has no bitset"));
+            let t = thresholds[i];
+            if !(t >= 0.0 && t.fract() == 0.0 && t < num_cat as f64) {
+                return err(format!(
+                    "{title}: categorical split {i} names bitset {t} of num_cat={num_cat}"
+                ));
             }
+            let k = t as usize;
             (
                 (offset + boundaries[k]) as u32,
-                (boundaries[k + 1] - boundaries[k]) as u16,
+                (boundaries[k + 1] - boundaries[k]) as u32,
             )
         } else {
             (0, 0)
@@ -537,12 +713,13 @@ fn parse_tree(
         n.left = to_index(n.left);
         n.right = to_index(n.right);
     }
+    // A tree: from the root every node is reached exactly once (no node with two parents, no
+    // cycle), and every node and leaf is reached.
+    let mut seen = vec![false; internal + num_leaves];
     let mut depth = 0;
     let mut stack = vec![(0usize, 0usize)];
-    let mut visited = 0;
     while let Some((node, d)) = stack.pop() {
-        visited += 1;
-        if visited > internal * 2 + 1 {
+        if std::mem::replace(&mut seen[node], true) {
             return err(format!("{title}: the children do not form a tree"));
         }
         if node >= internal {
@@ -552,6 +729,11 @@ fn parse_tree(
         stack.push((nodes[node].left as usize, d + 1));
         stack.push((nodes[node].right as usize, d + 1));
     }
+    if seen.iter().any(|s| !s) {
+        return err(format!(
+            "{title}: some nodes or leaves are not reached from the root"
+        ));
+    }
     nodes.extend((0..num_leaves).map(|i| leaf_node(internal + i)));
     Ok(Tree {
         nodes,
@@ -559,6 +741,18 @@ fn parse_tree(
         internal,
         depth,
     })
+}
+
+/// A float as LightGBM's loader reads it back to the same bits: the shortest round-trip form,
+/// `nan`, `inf`, `-inf` as C prints them.
+fn float_text(x: f64) -> String {
+    if x.is_nan() {
+        "nan".into()
+    } else if x.is_infinite() {
+        if x > 0.0 { "inf".into() } else { "-inf".into() }
+    } else {
+        format!("{x:?}")
+    }
 }
 
 /// A leaf as a node: both children are itself, so extra steps stay put.
@@ -780,7 +974,8 @@ pandas_categorical:[[\"a\", \"b\", \"c\", \"d\"]]
                         .replacen("decision_type=10", &format!("decision_type={tree0}"), 1)
                         .replacen("threshold=0.5", &format!("threshold={threshold}"), 1)
                         .replace("decision_type=6", tree3)
-                        .replace("end of trees", &format!("{TREE_4}end of trees"));
+                        .replace("end of trees", &format!("{TREE_4}end of trees"))
+                        .replace("tree_sizes=1 1 1 1", "tree_sizes=1 1 1 1 1");
                     let m = TreeEnsemble::parse(&text).unwrap();
                     assert_eq!(m.num_trees(), 5);
                     let walked = m.predict(&matrix);

@@ -64,6 +64,14 @@ const BRANCHLESS_HEIGHT: usize = 4;
 /// 0.73 s; with this limit, 0.77 and 0.61 s. The bench model reads 23 keys.
 const MAX_KEYS: usize = 24;
 
+/// The most splits compiled at load (the bench model's 15,000 compile in about half a second,
+/// bench/RESULTS.md (b)); a larger model is walked.
+const MAX_COMPILED_NODES: usize = 100_000;
+
+/// The deepest tree compiled at load: the emitter's cost grows faster than the depth, and trees
+/// grown leaf-wise with up to 128 leaves cannot be deeper. A deeper one is walked.
+const MAX_COMPILED_DEPTH: usize = 128;
+
 /// `fn(rows, row_bytes, n_rows, raw, keys, key_row_bytes)`: adds the function's trees' leaf
 /// values to `raw[i]` for each of the `n_rows` rows (row-major f64, `row_bytes` apart), reading
 /// the rows' keys from `keys` (row-major i64, `key_row_bytes` apart).
@@ -177,13 +185,28 @@ struct Layout {
 }
 
 impl Layout {
-    fn of(ensemble: &TreeEnsemble, max_keys: usize) -> Layout {
+    fn of(ensemble: &TreeEnsemble, max_keys: usize) -> Result<Layout, String> {
         let mut words = vec![0u32; ensemble.num_features()];
         for n in ensemble.trees.iter().flat_map(|t| &t.nodes[..t.internal]) {
             if n.decision & CATEGORICAL != 0 {
                 let w = &mut words[n.feature as usize];
-                *w = (*w).max(u32::from(n.cat_len));
+                *w = (*w).max(n.cat_len);
             }
+        }
+        // Padding every multi-word bitset to its feature's widest could multiply a model's size
+        // (one huge bitset beside many small ones): past a bound, the walker serves.
+        let padded: u64 = ensemble
+            .trees
+            .iter()
+            .flat_map(|t| &t.nodes[..t.internal])
+            .filter(|n| n.decision & CATEGORICAL != 0 && n.cat_len > 1)
+            .map(|n| u64::from(words[n.feature as usize]) + 1)
+            .sum();
+        let bound = (16 * ensemble.bitsets.len() as u64).max(1 << 20);
+        if padded > bound {
+            return Err(format!(
+                "padded categorical bitsets would take {padded} words (more than {bound})"
+            ));
         }
         // Numerical splits read keys only while every key fits the budget; past it, only the
         // categorical codes are keys.
@@ -249,12 +272,12 @@ impl Layout {
                     .collect()
             })
             .collect();
-        Layout {
+        Ok(Layout {
             keys,
             words,
             sources,
             bitsets: bitsets.into_boxed_slice(),
-        }
+        })
     }
 }
 
@@ -277,6 +300,21 @@ impl CompiledTrees {
         shape: Shape,
     ) -> Result<CompiledTrees, String> {
         assert!(shape.trees_per_function > 0);
+        // Compile time grows with the code, and faster than linearly with a tree's depth: past
+        // these bounds the walker, which needs no compile step, serves (a server starts within
+        // seconds whatever the model).
+        let nodes: usize = ensemble.trees.iter().map(|t| t.internal).sum();
+        let depth = ensemble.trees.iter().map(|t| t.depth).max().unwrap_or(0);
+        if nodes > MAX_COMPILED_NODES {
+            return Err(format!(
+                "{nodes} splits is more than the {MAX_COMPILED_NODES} compiled at load"
+            ));
+        }
+        if depth > MAX_COMPILED_DEPTH {
+            return Err(format!(
+                "a tree {depth} splits deep is deeper than the {MAX_COMPILED_DEPTH} compiled at load"
+            ));
+        }
         let mut flags = settings::builder();
         flags.set("opt_level", "speed").map_err(|e| e.to_string())?;
         flags
@@ -291,7 +329,7 @@ impl CompiledTrees {
         let mut ctx = module.make_context();
         let mut builder_ctx = FunctionBuilderContext::new();
         let pointer = module.target_config().pointer_type();
-        let layout = Layout::of(ensemble, shape.max_keys);
+        let layout = Layout::of(ensemble, shape.max_keys)?;
         let mut ids = Vec::new();
         let trees: Vec<(&Tree, &[(Source, LeftSet)])> = ensemble
             .trees
@@ -542,7 +580,14 @@ impl Reads<'_> {
                 if n.decision & CATEGORICAL != 0 {
                     self.emit_bit_test(b, n.feature, set, key)
                 } else {
-                    let t = b.ins().iconst(types::I64, order_key(n.threshold));
+                    // `x <= NaN` is false for every number: only a NaN whose key lies below
+                    // every number's (NaN sent left) goes left.
+                    let t = if n.threshold.is_nan() {
+                        i64::MIN
+                    } else {
+                        order_key(n.threshold)
+                    };
+                    let t = b.ins().iconst(types::I64, t);
                     b.ins().icmp(IntCC::SignedLessThanOrEqual, key, t)
                 }
             }
@@ -552,6 +597,16 @@ impl Reads<'_> {
                     .ins()
                     .load(types::F64, self.flags, row_ptr, (n.feature as i32) * 8);
                 let t = b.ins().f64const(n.threshold);
+                if n.threshold.is_nan()
+                    && let Some(nan_left) = nan_goes_left(n)
+                {
+                    // Every number goes right; NaN goes the way it is sent.
+                    return if nan_left {
+                        b.ins().fcmp(FloatCC::Unordered, x, x)
+                    } else {
+                        b.ins().iconst(types::I8, 0)
+                    };
+                }
                 if let Some(nan_left) = nan_goes_left(n) {
                     // `x <= t`, with NaN (unordered) on the side it takes.
                     let cc = if nan_left {
@@ -628,8 +683,7 @@ fn nan_goes_left(n: &super::Node) -> Option<bool> {
     }
 }
 
-/// Each node's height: 0 for a leaf, 1 + the taller child's for an internal node (nodes the root
-/// does not reach, which the parser allows, stay 0: no code is emitted for them).
+/// Each node's height: 0 for a leaf, 1 + the taller child's for an internal node.
 fn heights(tree: &Tree) -> Vec<usize> {
     let mut heights = vec![0; tree.nodes.len()];
     // Preorder from the root (the parser checked the children form a tree), then children
