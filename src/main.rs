@@ -46,6 +46,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // An interrupted run leaves no temporary files behind. The container handles its own
+    // signals (training stops after the current round, the server drains).
+    if !matches!(cli.command, Command::Container(_))
+        && let Err(e) = audience::output::clean_up_on_signals()
+    {
+        eprintln!("warning: cannot watch for interruptions: {e}");
+    }
     let result = match cli.command {
         Command::Train(args) => cli::train::run(args),
         Command::Score(args) => cli::score::run(args),
@@ -56,9 +63,20 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of standard output went away (`audience compare | head`): nothing is
+        // wrong, there is just no one left to tell; end quietly, as ripgrep does.
+        Err(error) if closed_stdout(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn closed_stdout(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -100,11 +100,20 @@ pub fn run(args: CompareArgs) -> Result<()> {
         },
         (None, None) => FormatArg::Table,
     };
-    if let Some(path) = &args.output {
-        output::check_overwrite(path, args.force)?;
-    }
     // Every rule is read and checked before any data is touched.
     let files = expand_rule_paths(&args.rules)?;
+    if let Some(path) = &args.output {
+        let mut inputs = super::config_inputs(&args.config, &config);
+        for p in files
+            .iter()
+            .chain(&args.model)
+            .chain(&args.eval)
+            .chain(&args.eval_labels)
+        {
+            inputs.add(p);
+        }
+        output::check_file_output(path, args.force, &inputs)?;
+    }
     let rules = files
         .iter()
         .map(|f| load_rule(f, &config.data.table))
@@ -175,7 +184,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
                 eprintln!("Report written to {}", path.display());
             }
         }
-        None => print!("{text}"),
+        None => std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())?,
     }
     Ok(())
 }

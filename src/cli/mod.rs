@@ -171,6 +171,23 @@ impl ConfigArgs {
     }
 }
 
+/// The files a configuration makes a run read (the configuration itself, the history, its
+/// labels): no output may be one of them.
+pub fn config_inputs(args: &ConfigArgs, config: &Config) -> audience::output::Inputs {
+    let mut inputs = audience::output::Inputs::default();
+    match &args.config {
+        Some(path) => inputs.add(path),
+        None => inputs.add(std::path::Path::new(DEFAULT_CONFIG_FILE)),
+    }
+    for path in [&config.data.path, &config.data.labels_path]
+        .into_iter()
+        .flatten()
+    {
+        inputs.add(path);
+    }
+    inputs
+}
+
 /// Loads the configured history (table, labels file, labels, ids).
 pub fn load_history(config: &Config) -> Result<History> {
     let source = HistorySource::from_config(config, config.data_path()?)?;

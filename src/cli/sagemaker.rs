@@ -258,7 +258,11 @@ fn this_exe() -> Result<PathBuf> {
 
 fn train(args: TrainJobArgs) -> Result<()> {
     let config = args.config.resolve()?;
-    output::check_overwrite(&args.out, args.force)?;
+    output::check_bundle_output(
+        &args.out,
+        args.force,
+        &super::config_inputs(&args.config, &config),
+    )?;
     let data = config
         .data
         .path
@@ -336,12 +340,8 @@ fn train_local(job: &TrainingJob, args: &TrainJobArgs) -> Result<()> {
 /// Unpacks model.tar.gz into the bundle folder `out`, replacing it only with --force, and
 /// checks that it loads.
 fn unpack_bundle(archive_path: &Path, out: &Path, force: bool) -> Result<()> {
-    output::check_overwrite(out, force)?;
-    let parent = output::parent_dir(out);
-    std::fs::create_dir_all(parent)?;
-    let staged = tempfile::Builder::new()
-        .prefix(".audience-model-")
-        .tempdir_in(parent)?;
+    output::check_bundle_output(out, force, &output::Inputs::default())?;
+    let (staged, _registered) = output::staging_dir_beside(out)?;
     archive::unpack(archive_path, staged.path())?;
     ModelBundle::load(staged.path(), None).with_context(|| {
         format!(
@@ -460,7 +460,9 @@ fn transform_model(model: &Path, backend: &BackendArgs) -> Result<TransformModel
 }
 
 fn transform(args: TransformJobArgs) -> Result<()> {
-    output::check_overwrite(&args.out, args.force)?;
+    let mut inputs = output::Inputs::of(args.data.iter().map(PathBuf::as_path));
+    inputs.add(&args.model);
+    output::check_file_output(&args.out, args.force, &inputs)?;
     let name = match &args.job_name {
         Some(n) => n.clone(),
         None => job::job_name("audience-score", SystemTime::now()),

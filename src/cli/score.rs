@@ -116,7 +116,8 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         (None, Some(p)) => bail!("--top-percent must be in (0, 100], got {p}"),
         (None, None) => Keep::All,
     };
-    audience::output::check_overwrite(&args.out, args.force)?;
+    let inputs = audience::output::Inputs::of([args.data.as_path(), args.model.as_path()]);
+    audience::output::check_file_output(&args.out, args.force, &inputs)?;
     let bundle = ModelBundle::load(&args.model, args.id.as_deref())?;
     if bundle.manifest.is_some() && args.id.is_some() {
         bail!(

@@ -42,7 +42,7 @@ pub struct TrainArgs {
     #[arg(long, short, value_name = "DIR", default_value = "model")]
     pub out: PathBuf,
 
-    /// Replace an existing bundle (or --split-out file)
+    /// Replace an existing bundle (a directory holding only a bundle's two files), or --split-out file
     #[arg(long)]
     pub force: bool,
 
@@ -57,9 +57,10 @@ pub struct TrainArgs {
 
 pub fn run(args: TrainArgs) -> Result<()> {
     let config = args.config.resolve()?;
-    output::check_overwrite(&args.out, args.force)?;
+    let inputs = super::config_inputs(&args.config, &config);
+    output::check_bundle_output(&args.out, args.force, &inputs)?;
     if let Some(p) = &args.split_out {
-        output::check_overwrite(p, args.force)?;
+        output::check_file_output(p, args.force, &inputs)?;
     }
     let history = load_history(&config)?;
     let training = fit(&history, &config, args.quiet)?;

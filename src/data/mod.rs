@@ -838,6 +838,14 @@ pub fn check_readable(path: &Path) -> Result<()> {
     if meta.is_dir() {
         return Err(Error::data(path, "is a directory, not a data file"));
     }
+    if !meta.is_file() {
+        // A FIFO or device: loading reads a file more than once (types, then rows), and a
+        // stream would hang or be read forever.
+        return Err(Error::data(
+            path,
+            "is not a regular file (a FIFO, socket or device); save the data to a file first",
+        ));
+    }
     std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     Ok(())
 }

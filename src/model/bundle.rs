@@ -146,13 +146,8 @@ impl ModelBundle {
     /// Writes `model.txt` and `audience-model.json` into `dir`, replacing it only when `force`.
     /// The files are assembled in a sibling directory first, so a failure leaves `dir` as it was.
     pub fn write(dir: &Path, manifest: &Manifest, lightgbm_text: &str, force: bool) -> Result<()> {
-        output::check_overwrite(dir, force)?;
-        let parent = output::parent_dir(dir);
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        let staged = tempfile::Builder::new()
-            .prefix(".audience-model-")
-            .tempdir_in(parent)
-            .map_err(|e| Error::io(parent, e))?;
+        output::check_bundle_output(dir, force, &output::Inputs::default())?;
+        let (staged, _registered) = output::staging_dir_beside(dir)?;
         Self::write_into(staged.path(), manifest, lightgbm_text)?;
         let staged = staged.keep();
         let result = output::replace_dir(&staged, dir, force);

@@ -44,18 +44,18 @@ fn full_key(score: f64, tie: u64) -> u128 {
 pub struct ScoreSpool {
     writer: BufWriter<std::fs::File>,
     file: tempfile::NamedTempFile,
+    _registered: crate::output::Temporary,
     count: u64,
 }
 
 impl ScoreSpool {
     pub fn new_in(dir: &Path) -> std::io::Result<ScoreSpool> {
-        let file = tempfile::Builder::new()
-            .prefix(".audience-ranks-")
-            .tempfile_in(dir)?;
+        let (file, registered) = crate::output::temporary_file_in(dir, ".audience-ranks-")?;
         let writer = BufWriter::with_capacity(1 << 20, file.reopen()?);
         Ok(ScoreSpool {
             writer,
             file,
+            _registered: registered,
             count: 0,
         })
     }

@@ -44,7 +44,18 @@ pub fn score_batch(
         .features
         .encode(batch, None)
         .map_err(|e| Error::model(&bundle.source, e))?;
-    Ok((bundle.predict(&matrix, engine)?, unseen))
+    let scores = bundle.predict(&matrix, engine)?;
+    if let Some(row) = scores.iter().position(|s| !s.is_finite()) {
+        return Err(Error::model(
+            &bundle.source,
+            format!(
+                "the model scores row {} of a batch {}: a score must be a probability",
+                row + 1,
+                scores[row]
+            ),
+        ));
+    }
+    Ok((scores, unseen))
 }
 
 /// Which rows `score` writes.
@@ -91,7 +102,7 @@ pub fn score_file(
     options: &ScoreOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ScoreSummary> {
-    output::check_overwrite(output, options.force)?;
+    output::check_file_output(output, options.force, &output::Inputs::of([input]))?;
     crate::data::check_readable(input)?;
     let id_column = (!bundle.id.generated).then(|| bundle.id.column.clone());
     let mut text_columns = bundle.features.text_columns();
@@ -121,10 +132,8 @@ pub fn score_file(
 
     // Pass 1: id, score and kept columns to a temporary CSV beside the output.
     let dir = output::parent_dir(output);
-    let staging = tempfile::Builder::new()
-        .prefix(".audience-scores-")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
+    let (staging, _staging_registered) =
+        output::temporary_file_in(dir, ".audience-scores-").map_err(|e| Error::io(dir, e))?;
     let mut summary = ScoreSummary::default();
     let mut spool = ScoreSpool::new_in(dir).map_err(|e| Error::io(dir, e))?;
     {

@@ -1,0 +1,249 @@
+//! End-to-end: nothing is lost. `--force` replaces only what audience wrote, never an input;
+//! two runs never silently replace each other's output; an interrupted run leaves no temporary
+//! files; outputs get the usual permissions.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{audience, audience_bin, bank_csv, workspace};
+
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".audience-"))
+        .collect()
+}
+
+#[test]
+fn force_never_replaces_a_directory_that_is_not_a_bundle() {
+    let ws = workspace();
+    let dir = ws.path();
+    std::fs::copy(bank_csv(), dir.join("bank.csv")).unwrap();
+    let config = std::fs::read_to_string(dir.join("audience.toml")).unwrap();
+    std::fs::write(
+        dir.join("audience.toml"),
+        config.replace(
+            &format!("{:?}", bank_csv().display().to_string()),
+            "\"bank.csv\"",
+        ),
+    )
+    .unwrap();
+    // The working directory itself, holding the history and the configuration.
+    let run = audience(dir)
+        .args(["train", "--out", ".", "--force", "-q"])
+        .assert()
+        .failure();
+    let stderr = String::from_utf8_lossy(&run.get_output().stderr).into_owned();
+    assert!(stderr.contains("holds one of the inputs"), "{stderr}");
+    assert!(dir.join("bank.csv").is_file() && dir.join("rules").is_dir());
+    // A folder of someone's files.
+    std::fs::create_dir(dir.join("notes")).unwrap();
+    std::fs::write(dir.join("notes/plan.txt"), "keep me").unwrap();
+    let run = audience(dir)
+        .args(["train", "--out", "notes", "--force", "-q"])
+        .assert()
+        .failure();
+    let stderr = String::from_utf8_lossy(&run.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("is not a model bundle") && stderr.contains("plan.txt"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("notes/plan.txt")).unwrap(),
+        "keep me"
+    );
+    // A bundle audience wrote: replaced.
+    audience(dir)
+        .args(["train", "--out", "model", "-q"])
+        .assert()
+        .success();
+    audience(dir)
+        .args([
+            "train",
+            "--out",
+            "model",
+            "--force",
+            "-q",
+            "--num-rounds",
+            "5",
+        ])
+        .assert()
+        .success();
+    let manifest = common::read_json(&dir.join("model/audience-model.json"));
+    assert_eq!(manifest["num_rounds"], 5);
+    assert!(leftovers(dir).is_empty(), "{:?}", leftovers(dir));
+}
+
+#[test]
+fn an_output_that_is_an_input_is_refused_even_with_force() {
+    let ws = workspace();
+    let dir = ws.path();
+    audience(dir)
+        .args(["train", "--out", "model", "-q", "--num-rounds", "5"])
+        .assert()
+        .success();
+    std::fs::copy(bank_csv(), dir.join("candidates.csv")).unwrap();
+    std::os::unix::fs::symlink(dir.join("candidates.csv"), dir.join("alias.csv")).unwrap();
+    let before = std::fs::read(dir.join("candidates.csv")).unwrap();
+    for out in ["candidates.csv", "alias.csv", "model/model.txt"] {
+        let run = audience(dir)
+            .args([
+                "score",
+                "--data",
+                "candidates.csv",
+                "--out",
+                out,
+                "--force",
+                "-q",
+            ])
+            .assert()
+            .failure();
+        let stderr = String::from_utf8_lossy(&run.get_output().stderr).into_owned();
+        assert!(stderr.contains("is one of the inputs"), "{out}: {stderr}");
+    }
+    assert_eq!(std::fs::read(dir.join("candidates.csv")).unwrap(), before);
+    let rule = std::fs::read(dir.join("rules/previous_success.sql")).unwrap();
+    for out in ["rules/previous_success.sql", "audience.toml"] {
+        let run = audience(dir)
+            .args(["compare", "rules/*.sql", "--output", out, "--force", "-q"])
+            .assert()
+            .failure();
+        let stderr = String::from_utf8_lossy(&run.get_output().stderr).into_owned();
+        assert!(stderr.contains("is one of the inputs"), "{out}: {stderr}");
+    }
+    assert_eq!(
+        std::fs::read(dir.join("rules/previous_success.sql")).unwrap(),
+        rule
+    );
+    let run = audience(dir)
+        .args([
+            "train",
+            "--out",
+            "model",
+            "--force",
+            "--split-out",
+            "audience.toml",
+            "-q",
+        ])
+        .assert()
+        .failure();
+    assert!(String::from_utf8_lossy(&run.get_output().stderr).contains("is one of the inputs"));
+}
+
+#[test]
+fn two_runs_writing_one_new_output_never_both_succeed() {
+    let ws = workspace();
+    let dir = ws.path();
+    let start = || {
+        Command::new(audience_bin())
+            .current_dir(dir)
+            .env("OMP_WAIT_POLICY", "PASSIVE")
+            .args(["compare", "rules/*.sql", "--output", "report.json", "-q"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (start(), start());
+    let results = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    let ok = results.iter().filter(|o| o.status.success()).count();
+    assert_eq!(ok, 1, "exactly one run writes report.json");
+    let failed = results.iter().find(|o| !o.status.success()).unwrap();
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("already exists")
+            || stderr.contains("appeared while this run was writing it"),
+        "{stderr}"
+    );
+    assert!(leftovers(dir).is_empty(), "{:?}", leftovers(dir));
+}
+
+#[test]
+fn an_interrupted_score_leaves_no_temporary_files() {
+    let ws = workspace();
+    let d = ws.path();
+    audience(d)
+        .args(["train", "--out", "model", "-q", "--num-rounds", "5"])
+        .assert()
+        .success();
+    // The bank history twenty times over: 900,000 candidates.
+    let bank = std::fs::read_to_string(bank_csv()).unwrap();
+    let (header, rows) = bank.split_once('\n').unwrap();
+    let rows = rows.trim_end();
+    let mut big = String::with_capacity(bank.len() * 20);
+    big.push_str(header);
+    for _ in 0..20 {
+        big.push('\n');
+        big.push_str(rows);
+    }
+    std::fs::write(d.join("big.csv"), big).unwrap();
+    for signal in ["INT", "TERM"] {
+        let mut child = Command::new(audience_bin())
+            .current_dir(d)
+            .args([
+                "score",
+                "--data",
+                "big.csv",
+                "--out",
+                "scores.csv",
+                "-q",
+                "--force",
+            ])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait until it is writing its temporary files, then interrupt it.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while leftovers(d).is_empty() {
+            assert!(Instant::now() < deadline, "score never started writing");
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "score ended before it was interrupted"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let killed = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "{signal}: {status:?}");
+        assert!(leftovers(d).is_empty(), "{signal}: {:?}", leftovers(d));
+        assert!(!d.join("scores.csv").exists());
+    }
+}
+
+#[test]
+fn outputs_get_the_usual_permissions() {
+    let ws = workspace();
+    let dir = ws.path();
+    for (umask, file_mode, dir_mode) in [("022", 0o644, 0o755), ("077", 0o600, 0o700)] {
+        let report = format!("report-{umask}.json");
+        let model = format!("model-{umask}");
+        let status = Command::new("sh")
+            .current_dir(dir)
+            .env("OMP_WAIT_POLICY", "PASSIVE")
+            .arg("-c")
+            .arg(format!(
+                "umask {umask} && \"$0\" compare rules/*.sql --output {report} -q && \"$0\" train --out {model} -q --num-rounds 5",
+            ))
+            .arg(audience_bin())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mode = |p: &str| std::fs::metadata(dir.join(p)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&report), file_mode, "umask {umask}");
+        assert_eq!(mode(&model), dir_mode, "umask {umask}");
+        assert_eq!(
+            mode(&format!("{model}/model.txt")),
+            file_mode,
+            "umask {umask}"
+        );
+    }
+}
