@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use audience::data::{LoadOptions, load_table, read_ids};
-use audience::rules::{RuleRunner, load_rule};
+use audience::rules::{RuleLimits, RuleRunner, load_rule};
 
 fn main() {
     let args: Vec<String> = std::env::args()
@@ -28,7 +28,8 @@ fn main() {
     .expect("data loads");
     let table_s = start.elapsed().as_secs_f64();
     let ids = read_ids(&table, id).expect("unique ids");
-    let runner = RuleRunner::new(&table, "history", id, &ids).expect("registers");
+    let runner =
+        RuleRunner::new(&table, "history", id, &ids, RuleLimits::default()).expect("registers");
     let loaded = start.elapsed().as_secs_f64();
     let mut sizes = Vec::new();
     let rules_start = Instant::now();

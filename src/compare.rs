@@ -412,11 +412,17 @@ fn judge(
     let id_column = &eval.id_column;
     let (runner, base_rows) = match &eval.base {
         RuleBase::History { table, ids, .. } => (
-            RuleRunner::new(table, table_name, id_column, ids)?,
+            RuleRunner::new(table, table_name, id_column, ids, config.compare.limits())?,
             table.num_rows(),
         ),
         RuleBase::Evaluation { table } => (
-            RuleRunner::new(table, table_name, id_column, &eval.ids)?,
+            RuleRunner::new(
+                table,
+                table_name,
+                id_column,
+                &eval.ids,
+                config.compare.limits(),
+            )?,
             table.num_rows(),
         ),
     };

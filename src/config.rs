@@ -20,6 +20,38 @@ pub struct Config {
     pub data: DataConfig,
     pub split: SplitConfig,
     pub model: ModelConfig,
+    pub compare: CompareConfig,
+}
+
+/// Limits on running each rule.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompareConfig {
+    /// Seconds a rule may run before it is stopped.
+    pub rule_timeout: f64,
+    /// Megabytes DataFusion's operators (joins, aggregates, sorts) may hold for one rule.
+    pub rule_memory_mb: u64,
+}
+
+impl Default for CompareConfig {
+    fn default() -> Self {
+        let limits = crate::rules::RuleLimits::default();
+        CompareConfig {
+            rule_timeout: limits.timeout.as_secs_f64(),
+            rule_memory_mb: (limits.memory_bytes >> 20) as u64,
+        }
+    }
+}
+
+impl CompareConfig {
+    pub fn limits(&self) -> crate::rules::RuleLimits {
+        crate::rules::RuleLimits {
+            timeout: std::time::Duration::from_secs_f64(self.rule_timeout),
+            memory_bytes: usize::try_from(self.rule_memory_mb)
+                .unwrap_or(usize::MAX >> 20)
+                .saturating_mul(1 << 20),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -182,6 +214,18 @@ impl Config {
         }
         if let Some(d) = &self.data.delimiter {
             delimiter_byte(d)?;
+        }
+        let c = &self.compare;
+        if !(c.rule_timeout > 0.0 && c.rule_timeout <= 86_400.0) {
+            return Err(Error::Config(format!(
+                "compare.rule_timeout must be between 0 and 86400 seconds, got {}",
+                c.rule_timeout
+            )));
+        }
+        if c.rule_memory_mb == 0 {
+            return Err(Error::Config(
+                "compare.rule_memory_mb must be at least 1".into(),
+            ));
         }
         Ok(())
     }

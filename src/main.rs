@@ -44,7 +44,28 @@ enum Command {
     Container(cli::container::ContainerArgs),
 }
 
+/// The command runs on a thread with this stack: SQL rules are checked, planned and optimised by
+/// recursive code (sqlparser's visitor, DataFusion's planner), and a generated rule of thousands
+/// of terms is deep. Only the pages used are committed.
+const MAIN_STACK_BYTES: usize = 256 << 20;
+
 fn main() -> ExitCode {
+    match std::thread::Builder::new()
+        .name("audience".into())
+        .stack_size(MAIN_STACK_BYTES)
+        .spawn(run)
+        .map(|thread| thread.join())
+    {
+        Ok(Ok(code)) => code,
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> ExitCode {
     let cli = Cli::parse();
     // An interrupted run leaves no temporary files behind. The container handles its own
     // signals (training stops after the current round, the server drains).

@@ -11,11 +11,13 @@ use datafusion::datasource::MemTable;
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::sqlparser::ast::{
-    Query, Select, Spanned, Statement, TableFactor, Visit, Visitor,
+    BinaryOperator, Expr, Ident, Query, Select, SetExpr, SetOperator, SetQuantifier, Spanned,
+    Statement, TableFactor, Values, Visit, VisitMut, Visitor, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use futures::StreamExt;
 
 use crate::data::{Ids, Table, clean_datafusion_error, runtime, text_array};
 use crate::{Error, Result};
@@ -27,6 +29,22 @@ pub struct Rule {
     pub name: String,
     pub file: PathBuf,
     pub sql: String,
+    /// The statement as checked, with long chains of OR, AND and UNION balanced (see
+    /// `Balancer`): what DataFusion plans.
+    statement: Statement,
+}
+
+impl Rule {
+    /// A rule from SQL text, checked as a file's would be.
+    pub fn new(name: &str, file: &Path, sql: &str, table: &str) -> Result<Rule> {
+        let statement = validate(file, sql, table)?;
+        Ok(Rule {
+            name: name.to_string(),
+            file: file.to_path_buf(),
+            sql: sql.to_string(),
+            statement,
+        })
+    }
 }
 
 /// The rows of the evaluation table a rule selects (indexes, ascending, no repeats).
@@ -62,20 +80,33 @@ pub fn expand_rule_paths(args: &[String]) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// The largest rule file read (a generated rule of 100,000 terms is about 2 MB).
+pub const MAX_RULE_BYTES: u64 = 8 << 20;
+
 /// Reads and checks a rule file against the table name rules may select from.
 pub fn load_rule(file: &Path, table: &str) -> Result<Rule> {
+    let meta = std::fs::metadata(file).map_err(|e| Error::io(file, e))?;
+    if !meta.is_file() {
+        return Err(rule_error(file, 0, 0, "is not a regular file"));
+    }
+    if meta.len() > MAX_RULE_BYTES {
+        return Err(rule_error(
+            file,
+            0,
+            0,
+            format!(
+                "is {} bytes, more than the {MAX_RULE_BYTES} a rule may hold",
+                meta.len()
+            ),
+        ));
+    }
     let sql = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
     let sql = sql.strip_prefix('\u{feff}').unwrap_or(&sql).to_string();
-    validate(file, &sql, table)?;
     let name = file
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| file.display().to_string());
-    Ok(Rule {
-        name,
-        file: file.to_path_buf(),
-        sql,
-    })
+    Rule::new(&name, file, &sql, table)
 }
 
 fn rule_error(file: &Path, line: u64, column: u64, message: impl Into<String>) -> Error {
@@ -90,9 +121,17 @@ fn rule_error(file: &Path, line: u64, column: u64, message: impl Into<String>) -
     }
 }
 
+/// Expressions nested deeper than this (after OR and AND chains are balanced) are refused:
+/// DataFusion's planning time grows with the square of an expression's depth.
+pub const MAX_EXPRESSION_DEPTH: usize = 256;
+/// Set operations (UNION, INTERSECT, EXCEPT) nested deeper than this, after UNION chains are
+/// balanced, are refused.
+pub const MAX_SET_DEPTH: usize = 64;
+
 /// Exactly one statement, a query, reading only `table` (and its own CTEs), with no `INTO` and
-/// no table functions.
-pub fn validate(file: &Path, sql: &str, table: &str) -> Result<()> {
+/// no table functions, nested no deeper than the limits. Returns the statement with its long
+/// OR, AND and UNION chains balanced.
+pub fn validate(file: &Path, sql: &str, table: &str) -> Result<Statement> {
     let dialect = GenericDialect {};
     let statements = Parser::parse_sql(&dialect, sql).map_err(|e| {
         let text = e.to_string();
@@ -144,7 +183,180 @@ pub fn validate(file: &Path, sql: &str, table: &str) -> Result<()> {
     if let ControlFlow::Break((line, column, message)) = query.visit(&mut checker) {
         return Err(rule_error(file, line, column, message));
     }
-    Ok(())
+    let mut statement = statements.into_iter().next().expect("one statement");
+    let _ = VisitMut::visit(&mut statement, &mut Balancer);
+    let mut depth = DepthChecker::default();
+    if let ControlFlow::Break((line, column, message)) = statement.visit(&mut depth) {
+        return Err(rule_error(file, line, column, message));
+    }
+    Ok(statement)
+}
+
+/// Rewrites each chain of one associative operator (OR, AND; UNION, UNION ALL with the same
+/// quantifier) as a balanced tree of the same operands in the same order: generated rules of
+/// thousands of terms arrive as chains thousands deep, which DataFusion plans in time quadratic
+/// in the depth (an OR of 2,000 terms took 14 s, of 10,000 over 6 minutes); balanced, the depth
+/// is the logarithm. The meaning is the same (both operators are associative in SQL's
+/// three-valued logic, and a union's columns are named after its first query, which stays first).
+struct Balancer;
+
+impl Balancer {
+    fn same_op(expr: &Expr, op: &BinaryOperator) -> bool {
+        matches!(expr, Expr::BinaryOp { op: o, .. } if o == op)
+    }
+
+    /// The operands of the chain of `op` rooted at `expr`, left to right (without recursion).
+    fn operands(expr: Expr, op: &BinaryOperator) -> Vec<Expr> {
+        let mut out = Vec::new();
+        let mut stack = vec![expr];
+        while let Some(e) = stack.pop() {
+            match e {
+                Expr::BinaryOp { left, op: o, right } if o == *op => {
+                    stack.push(*right);
+                    stack.push(*left);
+                }
+                other => out.push(other),
+            }
+        }
+        out
+    }
+
+    fn balanced(mut operands: Vec<Expr>, op: &BinaryOperator) -> Expr {
+        if operands.len() == 1 {
+            return operands.pop().expect("one operand");
+        }
+        let right = operands.split_off(operands.len() / 2);
+        Expr::BinaryOp {
+            left: Box::new(Self::balanced(operands, op)),
+            op: op.clone(),
+            right: Box::new(Self::balanced(right, op)),
+        }
+    }
+
+    fn balance_set(body: &mut SetExpr) {
+        let SetExpr::SetOperation {
+            op: SetOperator::Union,
+            set_quantifier,
+            ..
+        } = body
+        else {
+            return;
+        };
+        let quantifier = *set_quantifier;
+        let same = |e: &SetExpr| matches!(e, SetExpr::SetOperation { op: SetOperator::Union, set_quantifier, .. } if *set_quantifier == quantifier);
+        let placeholder = SetExpr::Values(Values {
+            explicit_row: false,
+            value_keyword: false,
+            rows: Vec::new(),
+        });
+        let mut leaves = Vec::new();
+        let mut stack = vec![std::mem::replace(body, placeholder)];
+        while let Some(e) = stack.pop() {
+            if same(&e) {
+                let SetExpr::SetOperation { left, right, .. } = e else {
+                    unreachable!("checked by same()")
+                };
+                stack.push(*right);
+                stack.push(*left);
+            } else {
+                leaves.push(e);
+            }
+        }
+        fn build(mut leaves: Vec<SetExpr>, quantifier: SetQuantifier) -> SetExpr {
+            if leaves.len() == 1 {
+                return leaves.pop().expect("one leaf");
+            }
+            let right = leaves.split_off(leaves.len() / 2);
+            SetExpr::SetOperation {
+                op: SetOperator::Union,
+                set_quantifier: quantifier,
+                left: Box::new(build(leaves, quantifier)),
+                right: Box::new(build(right, quantifier)),
+            }
+        }
+        *body = build(leaves, quantifier);
+    }
+}
+
+impl VisitorMut for Balancer {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::BinaryOp { op, left, right } = expr
+            && matches!(op, BinaryOperator::Or | BinaryOperator::And)
+            && (Self::same_op(left, op) || Self::same_op(right, op))
+        {
+            let op = op.clone();
+            let chain = std::mem::replace(expr, Expr::Identifier(Ident::new("")));
+            *expr = Self::balanced(Self::operands(chain, &op), &op);
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        Self::balance_set(&mut query.body);
+        ControlFlow::Continue(())
+    }
+}
+
+/// Refuses expressions and set operations nested past the limits, located where the limit is
+/// crossed.
+#[derive(Default)]
+struct DepthChecker {
+    depth: usize,
+}
+
+fn set_depth(body: &SetExpr) -> usize {
+    // Iterative: the chain may be deep when it is not a UNION chain.
+    let mut deepest = 0;
+    let mut stack = vec![(body, 0usize)];
+    while let Some((e, d)) = stack.pop() {
+        if let SetExpr::SetOperation { left, right, .. } = e {
+            deepest = deepest.max(d + 1);
+            stack.push((left, d + 1));
+            stack.push((right, d + 1));
+        }
+    }
+    deepest
+}
+
+impl Visitor for DepthChecker {
+    type Break = (u64, u64, String);
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<Self::Break> {
+        self.depth += 1;
+        if self.depth > MAX_EXPRESSION_DEPTH {
+            let at = expr.span().start;
+            return ControlFlow::Break((
+                at.line,
+                at.column,
+                format!(
+                    "the expression here is nested more than {MAX_EXPRESSION_DEPTH} deep: write long lists as IN (...), or split the rule"
+                ),
+            ));
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, _expr: &Expr) -> ControlFlow<Self::Break> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<Self::Break> {
+        let depth = set_depth(&query.body);
+        if depth > MAX_SET_DEPTH {
+            let at = query.span().start;
+            return ControlFlow::Break((
+                at.line,
+                at.column,
+                format!(
+                    "set operations (UNION, INTERSECT, EXCEPT) are nested {depth} deep, more than {MAX_SET_DEPTH}: combine the conditions in one WHERE, or split the rule"
+                ),
+            ));
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 /// Where statement `index` (0-based) begins: its first token after `index` top-level semicolons.
@@ -267,18 +479,49 @@ impl Visitor for ReadOnlyChecker {
 /// Rows per partition of the table rules run over.
 const RULE_PARTITION_ROWS: usize = 1 << 20;
 
-/// A session with `table` registered as `name` in `partitions`, planned for `cores` threads.
+/// What one rule may use while it runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RuleLimits {
+    /// Past this the rule is stopped (a join without a condition, a recursive query that never
+    /// ends).
+    pub timeout: std::time::Duration,
+    /// The memory DataFusion's operators (joins, aggregates, sorts) may hold; nothing spills to
+    /// disk.
+    pub memory_bytes: usize,
+}
+
+impl Default for RuleLimits {
+    fn default() -> Self {
+        RuleLimits {
+            timeout: std::time::Duration::from_secs(60),
+            memory_bytes: 4 << 30,
+        }
+    }
+}
+
+/// A session with `table` registered as `name` in `partitions`, planned for `cores` threads,
+/// its operators' memory bounded by `memory_bytes`.
 fn rule_context(
     table: &Table,
     name: &str,
     cores: usize,
     partitions: Vec<Vec<arrow::array::RecordBatch>>,
+    memory_bytes: usize,
 ) -> Result<SessionContext> {
+    use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+    use datafusion::execution::runtime_env::RuntimeEnvBuilder;
     // Identifiers are matched as written: analysts copy column names such as `CoffeeHouse`
     // from their file's header, and folding them to lower case would make them unknown.
     let mut config = datafusion::prelude::SessionConfig::new().with_target_partitions(cores);
     config.options_mut().sql_parser.enable_ident_normalization = false;
-    let ctx = SessionContext::new_with_config(config);
+    let runtime_env = RuntimeEnvBuilder::new()
+        .with_memory_limit(memory_bytes, 1.0)
+        .with_disk_manager_builder(
+            DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+        )
+        .build_arc()
+        .map_err(|e| Error::data(&table.path, e.to_string()))?;
+    let ctx = SessionContext::new_with_config_rt(config, runtime_env);
     let mem = MemTable::try_new(table.batch.schema(), partitions)
         .map_err(|e| Error::data(&table.path, e.to_string()))?;
     ctx.register_table(name, Arc::new(mem))
@@ -318,11 +561,66 @@ fn read_only() -> SQLOptions {
         .with_allow_statements(false)
 }
 
-/// Plans `rule` on `ctx`, with planning errors located at the offending identifier.
+/// Plans `rule`'s checked statement on `ctx` (read-only, deterministic), with planning errors
+/// located at the offending identifier.
 async fn plan_rule(ctx: &SessionContext, rule: &Rule) -> Result<DataFrame> {
-    ctx.sql_with_options(&rule.sql, read_only())
+    use datafusion::sql::parser::Statement as DfStatement;
+    let plan = ctx
+        .state()
+        .statement_to_plan(DfStatement::Statement(Box::new(rule.statement.clone())))
         .await
-        .map_err(|e| planning_error(rule, &e.to_string()))
+        .map_err(|e| planning_error(rule, &e))?;
+    read_only()
+        .verify_plan(&plan)
+        .map_err(|e| planning_error(rule, &e))?;
+    check_deterministic(rule, &plan)?;
+    ctx.execute_logical_plan(plan)
+        .await
+        .map_err(|e| planning_error(rule, &e))
+}
+
+/// Refuses functions whose value changes from run to run (random, uuid: volatile; now,
+/// current_date: stable within a query only): one rule must choose the same people from the
+/// same data every time.
+fn check_deterministic(rule: &Rule, plan: &datafusion::logical_expr::LogicalPlan) -> Result<()> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::{Expr as DfExpr, Volatility};
+    let mut found: Option<(String, Volatility)> = None;
+    let _ = plan.apply_with_subqueries(|node| {
+        for expr in node.expressions() {
+            let _ = expr.apply(|e| {
+                if let DfExpr::ScalarFunction(f) = e {
+                    let volatility = f.func.signature().volatility;
+                    if volatility != Volatility::Immutable {
+                        found = Some((f.func.name().to_string(), volatility));
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            });
+        }
+        Ok(if found.is_some() {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    let Some((name, volatility)) = found else {
+        return Ok(());
+    };
+    let (line, column) = locate_word(&rule.sql, &name).unwrap_or((0, 0));
+    let why = match volatility {
+        Volatility::Volatile => "gives other values on every call",
+        _ => "depends on when the rule runs",
+    };
+    Err(rule_error(
+        &rule.file,
+        line,
+        column,
+        format!(
+            "{name}() {why}: a rule must choose the same people from the same data on every run"
+        ),
+    ))
 }
 
 /// The position of the id column in a planned rule's result, or the error saying to select it.
@@ -355,7 +653,13 @@ impl RulePlanner {
             path: PathBuf::from(table),
             batch: arrow::array::RecordBatch::new_empty(schema),
         };
-        let ctx = rule_context(&empty, table, 1, vec![vec![]])?;
+        let ctx = rule_context(
+            &empty,
+            table,
+            1,
+            vec![vec![]],
+            RuleLimits::default().memory_bytes,
+        )?;
         Ok(RulePlanner {
             ctx,
             table: table.to_string(),
@@ -424,12 +728,19 @@ pub struct RuleRunner {
     serial: SessionContext,
     id_column: String,
     ids: Ids,
+    limits: RuleLimits,
 }
 
 impl RuleRunner {
     /// Registers `table` under `name`; `ids` are its id values row by row.
-    pub fn new(table: &Table, name: &str, id_column: &str, ids: &Ids) -> Result<RuleRunner> {
-        Self::with_partition_rows(table, name, id_column, ids, RULE_PARTITION_ROWS)
+    pub fn new(
+        table: &Table,
+        name: &str,
+        id_column: &str,
+        ids: &Ids,
+        limits: RuleLimits,
+    ) -> Result<RuleRunner> {
+        Self::with_partition_rows(table, name, id_column, ids, RULE_PARTITION_ROWS, limits)
     }
 
     fn with_partition_rows(
@@ -438,6 +749,7 @@ impl RuleRunner {
         id_column: &str,
         ids: &Ids,
         partition_rows: usize,
+        limits: RuleLimits,
     ) -> Result<RuleRunner> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         // Slices of `partition_rows` rows (zero-copy), so scans and filters run on every core.
@@ -449,77 +761,147 @@ impl RuleRunner {
             .step_by(step)
             .map(|start| vec![table.batch.slice(start, step.min(rows - start))])
             .collect();
-        let ctx = rule_context(table, name, cores, partitions)?;
+        let ctx = rule_context(table, name, cores, partitions, limits.memory_bytes)?;
         // Rules whose result can depend on the order partitions finish in run on one.
-        let serial = rule_context(table, name, 1, vec![vec![table.batch.clone()]])?;
+        let serial = rule_context(
+            table,
+            name,
+            1,
+            vec![vec![table.batch.clone()]],
+            limits.memory_bytes,
+        )?;
         Ok(RuleRunner {
             ctx,
             serial,
             id_column: id_column.to_string(),
             ids: ids.clone(),
+            limits,
         })
     }
 
-    /// The rows a rule selects. The result must carry the id column.
+    /// The rows a rule selects. The result must carry the id column. Its batches are read as
+    /// they come (a result repeating people, as a join may, never piles up in memory), and the
+    /// rule is stopped past `limits.timeout`.
     pub fn run(&self, rule: &Rule) -> Result<RuleAudience> {
-        let (index, batches) = runtime().block_on(async {
-            let mut df = plan_rule(&self.ctx, rule).await?;
+        // The rule runs as its own task, so the time limit is kept even while one of its
+        // operators computes for long without yielding; past it, the task is aborted (it stops
+        // at its next yield; the run goes on at once).
+        let (ctx, serial) = (self.ctx.clone(), self.serial.clone());
+        let (ids, id_column, owned) = (self.ids.clone(), self.id_column.clone(), rule.clone());
+        let memory_bytes = self.limits.memory_bytes;
+        let work = async move {
+            let rule = &owned;
+            let mut df = plan_rule(&ctx, rule).await?;
             if order_sensitive(df.logical_plan()) {
-                df = plan_rule(&self.serial, rule).await?;
+                df = plan_rule(&serial, rule).await?;
             }
             // The plan's schema says whether the result names the id column, before it runs
             // and whether or not it returns rows.
-            let index = id_position(&df, rule, &self.id_column)?;
-            let batches = df.collect().await.map_err(|e| {
-                rule_error(&rule.file, 0, 0, clean_datafusion_error(&e.to_string()))
-            })?;
-            Ok::<_, Error>((index, batches))
-        })?;
-        let mut rows = Vec::new();
-        for batch in &batches {
-            let ids =
-                text_array(batch.column(index)).map_err(|e| rule_error(&rule.file, 0, 0, e))?;
-            for id in ids.iter().flatten() {
-                let row = self.ids.row(id).ok_or_else(|| {
-                    rule_error(
+            let index = id_position(&df, rule, &id_column)?;
+            let mut stream = df
+                .execute_stream()
+                .await
+                .map_err(|e| execution_error(rule, &e, memory_bytes))?;
+            let mut selected = vec![false; ids.len()];
+            while let Some(batch) = stream.next().await {
+                let batch = batch.map_err(|e| execution_error(rule, &e, memory_bytes))?;
+                let values =
+                    text_array(batch.column(index)).map_err(|e| rule_error(&rule.file, 0, 0, e))?;
+                for id in values.iter().flatten() {
+                    let row = ids.row(id).ok_or_else(|| {
+                        rule_error(
+                            &rule.file,
+                            0,
+                            0,
+                            format!("the rule returned id {id:?}, which is not in the table"),
+                        )
+                    })?;
+                    selected[row] = true;
+                }
+            }
+            Ok::<_, Error>(selected)
+        };
+        let limit = self.limits.timeout;
+        let selected = runtime().block_on(async {
+            let task = tokio::spawn(work);
+            let abort = task.abort_handle();
+            match tokio::time::timeout(limit, task).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(join)) => Err(rule_error(
+                    &rule.file,
+                    0,
+                    0,
+                    format!("the rule's task failed: {join}"),
+                )),
+                Err(_) => {
+                    abort.abort();
+                    Err(rule_error(
                         &rule.file,
                         0,
                         0,
-                        format!("the rule returned id {id:?}, which is not in the table"),
-                    )
-                })?;
-                rows.push(row);
+                        format!(
+                            "the rule ran for longer than {} s and was stopped (compare.rule_timeout): a join without a condition or a recursive query that never ends are the usual causes",
+                            limit.as_secs_f64()
+                        ),
+                    ))
+                }
             }
-        }
-        rows.sort_unstable();
-        rows.dedup();
+        })?;
+        let rows = selected
+            .iter()
+            .enumerate()
+            .filter_map(|(row, &s)| s.then_some(row))
+            .collect();
         Ok(RuleAudience { rows })
     }
 }
 
-/// A planning error, located at the offending identifier when DataFusion names one.
-fn planning_error(rule: &Rule, message: &str) -> Error {
-    let message = clean_datafusion_error(message);
-    let unknown = message
-        .strip_prefix("No field named ")
-        .map(|rest| rest.split(['.', ' ']).collect::<Vec<_>>())
-        .and_then(|parts| parts.into_iter().find(|p| !p.is_empty()))
-        .map(|s| s.trim_matches('"').to_string());
-    let (line, column) = unknown
-        .and_then(|name| locate_word(&rule.sql, &name))
-        .unwrap_or((0, 0));
-    let message = match message.split_once(". Valid fields are ") {
-        Some((head, fields)) => {
-            let columns: Vec<&str> = fields
-                .trim_end_matches('.')
-                .split(", ")
-                .map(|f| f.rsplit('.').next().unwrap_or(f))
-                .collect();
-            format!("{head}; the columns are: {}", columns.join(", "))
-        }
-        None => message,
-    };
-    rule_error(&rule.file, line, column, message)
+/// An error while a rule ran: its memory limit, or DataFusion's own message.
+fn execution_error(
+    rule: &Rule,
+    e: &datafusion::error::DataFusionError,
+    memory_bytes: usize,
+) -> Error {
+    use datafusion::error::DataFusionError;
+    if matches!(e.find_root(), DataFusionError::ResourcesExhausted(_)) {
+        return rule_error(
+            &rule.file,
+            0,
+            0,
+            format!(
+                "the rule needed more than {} MB while running (compare.rule_memory_mb): a join without a condition is the usual cause",
+                memory_bytes >> 20
+            ),
+        );
+    }
+    rule_error(&rule.file, 0, 0, clean_datafusion_error(&e.to_string()))
+}
+
+/// A planning error, located at the offending identifier when DataFusion names one (a field
+/// not found, read from the error itself rather than from its message).
+fn planning_error(rule: &Rule, e: &datafusion::error::DataFusionError) -> Error {
+    use datafusion::common::SchemaError;
+    use datafusion::error::DataFusionError;
+    if let DataFusionError::SchemaError(error, _) = e.find_root()
+        && let SchemaError::FieldNotFound {
+            field,
+            valid_fields,
+        } = error.as_ref()
+    {
+        let (line, column) = locate_word(&rule.sql, field.name()).unwrap_or((0, 0));
+        let columns: Vec<&str> = valid_fields.iter().map(|c| c.name()).collect();
+        return rule_error(
+            &rule.file,
+            line,
+            column,
+            format!(
+                "no column named {:?}; the columns are: {}",
+                field.name(),
+                columns.join(", ")
+            ),
+        );
+    }
+    rule_error(&rule.file, 0, 0, clean_datafusion_error(&e.to_string()))
 }
 
 /// The line and column of the first identifier token equal to `name` (case-insensitive).
@@ -579,8 +961,15 @@ mod tests {
             "SELECT customer_id FROM history ORDER BY spend DESC, customer_id LIMIT 25",
             "SELECT DISTINCT customer_id FROM history WHERE spend BETWEEN 10 AND 20 UNION ALL SELECT customer_id FROM history WHERE spend < 3",
         ];
-        let one = RuleRunner::with_partition_rows(&table, "history", "customer_id", &ids, 1 << 20)
-            .unwrap();
+        let one = RuleRunner::with_partition_rows(
+            &table,
+            "history",
+            "customer_id",
+            &ids,
+            1 << 20,
+            RuleLimits::default(),
+        )
+        .unwrap();
         for partition_rows in [1, 7, 333, 999, 1000] {
             let many = RuleRunner::with_partition_rows(
                 &table,
@@ -588,14 +977,11 @@ mod tests {
                 "customer_id",
                 &ids,
                 partition_rows,
+                RuleLimits::default(),
             )
             .unwrap();
             for sql in rules {
-                let rule = Rule {
-                    name: "r".into(),
-                    file: PathBuf::from("r.sql"),
-                    sql: sql.into(),
-                };
+                let rule = Rule::new("r", Path::new("r.sql"), sql, "history").unwrap();
                 let expected = one.run(&rule).unwrap();
                 assert!(!expected.rows.is_empty(), "{sql}");
                 assert!(expected.rows.windows(2).all(|w| w[0] < w[1]), "{sql}");
@@ -609,11 +995,7 @@ mod tests {
         // By hand: the 25 highest spends are the 10 rows with i % 97 == 96, the 10 with 95, and
         // of the 10 with 94 the first 5 by customer_id as text: c191, c288, c385, c482, c579.
         let top = one
-            .run(&Rule {
-                name: "r".into(),
-                file: PathBuf::from("r.sql"),
-                sql: rules[2].into(),
-            })
+            .run(&Rule::new("r", Path::new("r.sql"), rules[2], "history").unwrap())
             .unwrap();
         assert_eq!(top.rows.len(), 25);
         let mut expected: Vec<usize> = (0..1000).filter(|i| i % 97 >= 95).collect();
@@ -625,14 +1007,16 @@ mod tests {
     #[test]
     fn a_result_without_the_id_column_is_an_error_even_when_empty() {
         let (table, ids) = spend_table();
-        let runner = RuleRunner::new(&table, "history", "customer_id", &ids).unwrap();
-        let run = |sql: &str| {
-            runner.run(&Rule {
-                name: "r".into(),
-                file: PathBuf::from("r.sql"),
-                sql: sql.into(),
-            })
-        };
+        let runner = RuleRunner::new(
+            &table,
+            "history",
+            "customer_id",
+            &ids,
+            RuleLimits::default(),
+        )
+        .unwrap();
+        let run =
+            |sql: &str| runner.run(&Rule::new("r", Path::new("r.sql"), sql, "history").unwrap());
         for sql in [
             "SELECT spend FROM history",
             "SELECT spend FROM history WHERE spend > 1000",
@@ -651,8 +1035,15 @@ mod tests {
     #[test]
     fn rules_whose_result_depends_on_partition_order_run_on_one() {
         let (table, ids) = spend_table();
-        let runner =
-            RuleRunner::with_partition_rows(&table, "history", "customer_id", &ids, 7).unwrap();
+        let runner = RuleRunner::with_partition_rows(
+            &table,
+            "history",
+            "customer_id",
+            &ids,
+            7,
+            RuleLimits::default(),
+        )
+        .unwrap();
         let sensitive = |sql: &str| {
             let df = runtime().block_on(runner.ctx.sql(sql)).unwrap();
             order_sensitive(df.logical_plan())
@@ -709,18 +1100,33 @@ mod tests {
             batch,
         };
         let ids = crate::data::read_ids(&table, "customer_id").unwrap();
-        let rule = Rule {
-            name: "r".into(),
-            file: PathBuf::from("r.sql"),
-            sql: "SELECT customer_id FROM history WHERE spend < (SELECT SUM(spend) FROM history) / 480"
-                .into(),
-        };
-        let one = RuleRunner::with_partition_rows(&table, "history", "customer_id", &ids, n)
-            .unwrap()
-            .run(&rule)
-            .unwrap();
-        let many =
-            RuleRunner::with_partition_rows(&table, "history", "customer_id", &ids, 7).unwrap();
+        let rule = Rule::new(
+            "r",
+            Path::new("r.sql"),
+            "SELECT customer_id FROM history WHERE spend < (SELECT SUM(spend) FROM history) / 480",
+            "history",
+        )
+        .unwrap();
+        let one = RuleRunner::with_partition_rows(
+            &table,
+            "history",
+            "customer_id",
+            &ids,
+            n,
+            RuleLimits::default(),
+        )
+        .unwrap()
+        .run(&rule)
+        .unwrap();
+        let many = RuleRunner::with_partition_rows(
+            &table,
+            "history",
+            "customer_id",
+            &ids,
+            7,
+            RuleLimits::default(),
+        )
+        .unwrap();
         for _ in 0..20 {
             assert_eq!(many.run(&rule).unwrap(), one);
         }
@@ -732,11 +1138,7 @@ mod tests {
         let planner = RulePlanner::new(table.batch.schema(), "history", "customer_id").unwrap();
         let reads = |sql: &str| {
             planner
-                .columns_read(&Rule {
-                    name: "r".into(),
-                    file: PathBuf::from("r.sql"),
-                    sql: sql.into(),
-                })
+                .columns_read(&Rule::new("r", Path::new("r.sql"), sql, "history").unwrap())
                 .unwrap()
         };
         // `SELECT *` passes every column through but reads only what it filters on.
@@ -769,29 +1171,39 @@ mod tests {
         );
         // Planning errors come out located, before any data is read.
         let e = planner
-            .columns_read(&Rule {
-                name: "r".into(),
-                file: PathBuf::from("r.sql"),
-                sql: "SELECT *\nFROM history WHERE spnd > 1".into(),
-            })
+            .columns_read(
+                &Rule::new(
+                    "r",
+                    Path::new("r.sql"),
+                    "SELECT *\nFROM history WHERE spnd > 1",
+                    "history",
+                )
+                .unwrap(),
+            )
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("r.sql:2:20:"), "{e}");
         let e = planner
-            .columns_read(&Rule {
-                name: "r".into(),
-                file: PathBuf::from("r.sql"),
-                sql: "SELECT spend FROM history".into(),
-            })
+            .columns_read(
+                &Rule::new(
+                    "r",
+                    Path::new("r.sql"),
+                    "SELECT spend FROM history",
+                    "history",
+                )
+                .unwrap(),
+            )
             .unwrap_err()
             .to_string();
         assert!(e.contains("no id column"), "{e}");
         let label = reads_label_error(
-            &Rule {
-                name: "r".into(),
-                file: PathBuf::from("r.sql"),
-                sql: "SELECT *\nFROM history\nWHERE  spend > 3 AND converted = 1".into(),
-            },
+            &Rule::new(
+                "r",
+                Path::new("r.sql"),
+                "SELECT *\nFROM history\nWHERE  spend > 3 AND converted = 1",
+                "history",
+            )
+            .unwrap(),
             "converted",
         )
         .to_string();
@@ -802,7 +1214,9 @@ mod tests {
     }
 
     fn check(sql: &str) -> std::result::Result<(), String> {
-        validate(Path::new("r.sql"), sql, "history").map_err(|e| e.to_string())
+        validate(Path::new("r.sql"), sql, "history")
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     #[test]

@@ -85,3 +85,152 @@ fn a_closed_standard_output_ends_quietly() {
         "{stderr}"
     );
 }
+
+/// The bank workspace with rule limits tightened.
+fn limited_workspace(timeout: &str, memory_mb: u64) -> tempfile::TempDir {
+    let ws = workspace();
+    let config = std::fs::read_to_string(ws.path().join("audience.toml")).unwrap();
+    std::fs::write(
+        ws.path().join("audience.toml"),
+        format!("{config}\n[compare]\nrule_timeout = {timeout}\nrule_memory_mb = {memory_mb}\n"),
+    )
+    .unwrap();
+    for entry in std::fs::read_dir(ws.path().join("rules")).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    ws
+}
+
+fn compare_rule(dir: &std::path::Path, name: &str, sql: &str) -> std::process::Output {
+    std::fs::write(dir.join("rules").join(format!("{name}.sql")), sql).unwrap();
+    let mut command = Command::new(audience_bin());
+    command
+        .current_dir(dir)
+        .env("OMP_WAIT_POLICY", "PASSIVE")
+        .args([
+            "compare",
+            &format!("rules/{name}.sql"),
+            "--format",
+            "json",
+            "-q",
+        ]);
+    let out = ends_within(command, Duration::from_secs(120));
+    std::fs::remove_file(dir.join("rules").join(format!("{name}.sql"))).unwrap();
+    out
+}
+
+fn rule_size(out: &std::process::Output) -> u64 {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    report["rules"][0]["base_size"].as_u64().unwrap()
+}
+
+#[test]
+fn generated_rules_of_thousands_of_terms_run_and_overdeep_ones_are_refused() {
+    let ws = limited_workspace("60", 4096);
+    let dir = ws.path();
+    // 4,000 OR terms, as generated SQL writes them, against the same condition written short.
+    let terms: Vec<String> = (0..4000).map(|b| format!("balance = {b}")).collect();
+    let long = compare_rule(
+        dir,
+        "generated",
+        &format!("SELECT row_id FROM history WHERE {}", terms.join(" OR ")),
+    );
+    let short = compare_rule(
+        dir,
+        "short",
+        "SELECT row_id FROM history WHERE balance BETWEEN 0 AND 3999 AND balance = CAST(balance AS BIGINT)",
+    );
+    assert_eq!(rule_size(&long), rule_size(&short));
+    // 400 UNION ALLs of filters against one OR of them.
+    let parts: Vec<String> = (0..400)
+        .map(|d| format!("SELECT row_id FROM history WHERE age = {}", 18 + d % 70))
+        .collect();
+    let unions = compare_rule(dir, "unions", &parts.join("\nUNION ALL\n"));
+    let ages = compare_rule(
+        dir,
+        "ages",
+        "SELECT row_id FROM history WHERE age BETWEEN 18 AND 87",
+    );
+    assert_eq!(rule_size(&unions), rule_size(&ages));
+    // An arithmetic chain 400 deep cannot be rebalanced: refused with its place.
+    let sum = vec!["age"; 400].join(" + ");
+    let out = compare_rule(
+        dir,
+        "deep",
+        &format!("SELECT row_id\nFROM history\nWHERE {sum} > 100"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("rules/deep.sql:3:7: the expression here is nested more than 256 deep"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn endless_and_greedy_rules_are_stopped() {
+    let ws = limited_workspace("3", 64);
+    let dir = ws.path();
+    for (name, sql, needle) in [
+        (
+            "recursive",
+            "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t) SELECT row_id FROM history WHERE age IN (SELECT n FROM t)",
+            "ran for longer than 3 s and was stopped (compare.rule_timeout)",
+        ),
+        (
+            "cartesian",
+            "SELECT a.row_id FROM history a, history b",
+            "ran for longer than 3 s and was stopped (compare.rule_timeout)",
+        ),
+        (
+            "greedy",
+            "SELECT row_id FROM (SELECT a.row_id, row_number() OVER (ORDER BY a.balance + b.balance) AS r FROM history a JOIN history b ON a.job = b.job) t WHERE r < 5",
+            "needed more than 64 MB while running (compare.rule_memory_mb)",
+        ),
+    ] {
+        let out = compare_rule(dir, name, sql);
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("rules/{name}.sql: ")) && stderr.contains(needle),
+            "{name}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn rules_that_change_from_run_to_run_are_refused() {
+    let ws = limited_workspace("60", 4096);
+    let dir = ws.path();
+    for (name, sql, needle) in [
+        (
+            "random",
+            "SELECT row_id FROM history\nWHERE random() < 0.5",
+            "rules/random.sql:2:7: random() gives other values on every call",
+        ),
+        (
+            "today",
+            "SELECT row_id FROM history WHERE day = extract(day FROM now())",
+            "now() depends on when the rule runs",
+        ),
+        (
+            "uuid",
+            "SELECT row_id FROM history WHERE uuid() > 'a'",
+            "uuid() gives other values on every call",
+        ),
+    ] {
+        let out = compare_rule(dir, name, sql);
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{name}: {stderr}");
+        assert!(
+            !stderr.contains("Training on"),
+            "{name}: refused before training: {stderr}"
+        );
+    }
+}

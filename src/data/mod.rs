@@ -28,12 +28,18 @@ pub const ROW_ID: &str = "row_id";
 /// How many records DataFusion reads to guess column types.
 const SCHEMA_INFER_RECORDS: usize = 100_000;
 
+/// Stack of each runtime thread (see `runtime`).
+pub const WORKER_STACK_BYTES: usize = 256 << 20;
+
 /// The shared async runtime DataFusion runs on. The library's API is synchronous.
 pub fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
+            // DataFusion plans and evaluates expressions recursively: a generated rule of
+            // thousands of OR terms needs a deep stack (only the pages used are committed).
+            .thread_stack_size(WORKER_STACK_BYTES)
             .build()
             .expect("cannot start the async runtime")
     })
