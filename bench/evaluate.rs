@@ -38,6 +38,7 @@ fn main() {
         &LoadOptions {
             delimiter: None,
             text_columns,
+            na_values: Vec::new(),
         },
     )
     .expect("data loads");

@@ -23,6 +23,7 @@ fn main() {
         &LoadOptions {
             delimiter: None,
             text_columns: vec![id.clone()],
+            na_values: Vec::new(),
         },
     )
     .expect("data loads");

@@ -290,6 +290,7 @@ fn existing(
         positive,
         negative,
         categorical: &categorical,
+        na_values: &bundle.features.na_values,
     };
     let history = data::load_history(&source)?;
     let excluded = bundle
@@ -297,7 +298,7 @@ fn existing(
         .as_ref()
         .map_or_else(|| config.data.exclude.clone(), |m| m.excluded.clone());
     let rule_notes = check_rules(&history, &config.data.table, &label, &excluded, rules)?;
-    let (scores, unseen) = score_batch(&bundle, &history.table.batch, Engine::Native)?;
+    let (scores, unseen) = score_batch(&bundle, &history.table.batch, eval, 0, Engine::Native)?;
     let mut notes = Vec::new();
     if unseen.total() > 0 {
         notes.push(format!(

@@ -75,6 +75,8 @@ pub struct DataConfig {
     pub exclude: Vec<String>,
     /// Columns to treat as categorical even if they hold numbers. Text columns are categorical anyway.
     pub categorical: Vec<String>,
+    /// Field texts that mean "missing" besides an empty field (for example "n/a", "NULL").
+    pub na_values: Vec<String>,
     /// The table name that rules select from.
     pub table: String,
 }
@@ -91,6 +93,7 @@ impl Default for DataConfig {
             labels_path: None,
             exclude: Vec::new(),
             categorical: Vec::new(),
+            na_values: Vec::new(),
             table: "history".to_string(),
         }
     }

@@ -42,12 +42,22 @@ pub enum Error {
     #[error("{path}: {message}")]
     Output { path: PathBuf, message: String },
 
-    /// The operating system's error is part of the message (not a separate cause), so that the
-    /// one-line error a user sees names it once.
-    #[error("{path}: {error}")]
+    /// The operating system's error, kept as the cause.
+    #[error("{path}: {source}")]
     Io {
         path: PathBuf,
-        error: std::io::Error,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// DataFusion (or Arrow beneath it) failed on a table: the message a user reads, and the
+    /// error itself as the cause.
+    #[error("{path}: {message}")]
+    DataFusion {
+        path: PathBuf,
+        message: String,
+        #[source]
+        source: datafusion::error::DataFusionError,
     },
 }
 
@@ -83,7 +93,19 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            error: source,
+            source,
+        }
+    }
+
+    /// A DataFusion error on the table at `path`, its message taken from the innermost error.
+    pub fn datafusion(
+        path: impl Into<PathBuf>,
+        source: datafusion::error::DataFusionError,
+    ) -> Self {
+        Error::DataFusion {
+            path: path.into(),
+            message: crate::data::datafusion_message(&source),
+            source,
         }
     }
 }

@@ -88,7 +88,7 @@ fn run() -> ExitCode {
         // wrong, there is just no one left to tell; end quietly, as ripgrep does.
         Err(error) if closed_stdout(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", one_line(&error));
             ExitCode::FAILURE
         }
     }
@@ -100,4 +100,17 @@ fn closed_stdout(error: &anyhow::Error) -> bool {
             .downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+/// The error as one line: each context, down to the first of audience's own errors, whose
+/// message already says what its cause means (the cause stays attached for programs).
+fn one_line(error: &anyhow::Error) -> String {
+    let mut parts = Vec::new();
+    for cause in error.chain() {
+        parts.push(cause.to_string());
+        if cause.downcast_ref::<audience::Error>().is_some() {
+            break;
+        }
+    }
+    parts.join(": ")
 }

@@ -19,7 +19,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use futures::StreamExt;
 
-use crate::data::{Ids, Table, clean_datafusion_error, runtime, text_array};
+use crate::data::{Ids, Table, datafusion_message, runtime, text_array};
 use crate::{Error, Result};
 
 /// A rule file, read and checked.
@@ -677,13 +677,13 @@ impl RulePlanner {
         let plan = runtime().block_on(async {
             let df = plan_rule(&self.ctx, rule).await?;
             id_position(&df, rule, &self.id_column)?;
-            let ids = df.select_columns(&[self.id_column.as_str()]).map_err(|e| {
-                rule_error(&rule.file, 0, 0, clean_datafusion_error(&e.to_string()))
-            })?;
+            let ids = df
+                .select_columns(&[self.id_column.as_str()])
+                .map_err(|e| rule_error(&rule.file, 0, 0, datafusion_message(&e)))?;
             let (state, plan) = ids.into_parts();
             state
                 .optimize(&plan)
-                .map_err(|e| rule_error(&rule.file, 0, 0, clean_datafusion_error(&e.to_string())))
+                .map_err(|e| rule_error(&rule.file, 0, 0, datafusion_message(&e)))
         })?;
         let mut read = BTreeSet::new();
         let _ = plan.apply_with_subqueries(|node| {
@@ -874,7 +874,7 @@ fn execution_error(
             ),
         );
     }
-    rule_error(&rule.file, 0, 0, clean_datafusion_error(&e.to_string()))
+    rule_error(&rule.file, 0, 0, datafusion_message(e))
 }
 
 /// A planning error, located at the offending identifier when DataFusion names one (a field
@@ -901,7 +901,7 @@ fn planning_error(rule: &Rule, e: &datafusion::error::DataFusionError) -> Error 
             ),
         );
     }
-    rule_error(&rule.file, 0, 0, clean_datafusion_error(&e.to_string()))
+    rule_error(&rule.file, 0, 0, datafusion_message(e))
 }
 
 /// The line and column of the first identifier token equal to `name` (case-insensitive).

@@ -234,3 +234,76 @@ fn rules_that_change_from_run_to_run_are_refused() {
         );
     }
 }
+
+/// The bank history with the text of some fields of column `column` (0-based) replaced.
+fn bank_with(dir: &std::path::Path, name: &str, column: usize, edits: &[(usize, &str)]) {
+    let bank = std::fs::read_to_string(common::bank_csv()).unwrap();
+    let mut lines: Vec<String> = bank.lines().map(String::from).collect();
+    for &(row, value) in edits {
+        let mut fields: Vec<String> = lines[row + 1].split(';').map(String::from).collect();
+        fields[column] = value.to_string();
+        lines[row + 1] = fields.join(";");
+    }
+    std::fs::write(dir.join(name), lines.join("\n")).unwrap();
+}
+
+#[test]
+fn a_numeric_column_with_a_stray_text_is_an_error_unless_declared_missing() {
+    let ws = workspace();
+    let dir = ws.path();
+    // age is column 0 of bank-full; one "n/a" at data row 1500 of 45,211.
+    bank_with(dir, "ages.csv", 0, &[(1499, "n/a")]);
+    let run = audience(dir)
+        .args(["train", "--data", "ages.csv", "-q", "--num-rounds", "3"])
+        .assert()
+        .failure();
+    let stderr = String::from_utf8_lossy(&run.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains(
+            "column \"age\" holds numbers except in 1 of 45211 rows (data row 1500: \"n/a\")"
+        ) && stderr.contains("data.na_values"),
+        "{stderr}"
+    );
+    // Declared as missing: age stays numeric.
+    audience(dir)
+        .args([
+            "train",
+            "--data",
+            "ages.csv",
+            "-q",
+            "--num-rounds",
+            "3",
+            "--na-value",
+            "n/a",
+        ])
+        .assert()
+        .success();
+    let manifest = common::read_json(&dir.join("model/audience-model.json"));
+    let age = manifest["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "age")
+        .unwrap();
+    assert_eq!(age["kind"], "numeric");
+    assert_eq!(manifest["na_values"], serde_json::json!(["n/a"]));
+    // Scoring reads "n/a" as missing with the bundle's own list, and "1,234" in a numeric
+    // column is an error naming the row, not a silent missing value. balance is column 5.
+    audience(dir)
+        .args(["score", "--data", "ages.csv", "--out", "a.csv", "-q"])
+        .assert()
+        .success();
+    bank_with(dir, "balances.csv", 5, &[(300, "1,234")]);
+    let run = audience(dir)
+        .args(["score", "--data", "balances.csv", "--out", "b.csv", "-q"])
+        .assert()
+        .failure();
+    let stderr = String::from_utf8_lossy(&run.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains(
+            "balances.csv: data row 301: column \"balance\" holds \"1,234\", which is not a number"
+        ),
+        "{stderr}"
+    );
+    assert!(!dir.join("b.csv").exists());
+}

@@ -381,6 +381,7 @@ fn parquet_history_gives_the_same_model_as_csv() {
     let options = audience::data::LoadOptions {
         delimiter: Some(b';'),
         text_columns: vec!["y".into()],
+        na_values: Vec::new(),
     };
     let table = audience::data::load_table(&bank_csv(), &options).unwrap();
     let file = std::fs::File::create(dir.join("bank.parquet")).unwrap();

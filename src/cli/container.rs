@@ -93,6 +93,8 @@ fn serve(host: &str, port: Option<u16>) -> Result<()> {
             settings.max_payload_bytes / (1024 * 1024),
             settings.batch_strategy
         );
+        let listener =
+            audience::sagemaker::serve::BoundedListener::new(listener, settings.read_timeout);
         axum::serve(listener, app)
             .with_graceful_shutdown(async {
                 // SageMaker stops a container with SIGTERM: finish the requests in flight.

@@ -51,6 +51,9 @@ pub struct ConfigArgs {
     /// Column treated as categorical; repeatable, adds to data.categorical
     #[arg(long, value_name = "COLUMN", help_heading = "Data")]
     pub categorical: Vec<String>,
+    /// Field text meaning "missing" besides an empty field, e.g. n/a; repeatable, adds to data.na_values
+    #[arg(long = "na-value", value_name = "TEXT", help_heading = "Data")]
+    pub na_values: Vec<String>,
     /// Table name rules select from (data.table) [default: history]
     #[arg(long, value_name = "NAME", help_heading = "Data")]
     pub table: Option<String>,
@@ -126,6 +129,7 @@ impl ConfigArgs {
         }
         d.exclude.extend(self.exclude.iter().cloned());
         d.categorical.extend(self.categorical.iter().cloned());
+        d.na_values.extend(self.na_values.iter().cloned());
         if let Some(v) = &self.table {
             d.table = v.clone();
         }

@@ -5,6 +5,12 @@
 //! every LightGBM categorical split sends right (exactly what Python's pandas path does with its
 //! `pandas_categorical` list). The vocabulary is saved with the model so that scoring reproduces
 //! the training codes whatever order values arrive in.
+//!
+//! A field's text becomes a model input by one rule, the same in training, `score` and the
+//! server ([`number_of`], [`category_of`]): a number may have surrounding spaces; an empty field
+//! or one of `data.na_values` is missing; anything else that does not parse as a number in a
+//! numeric feature is an error naming the column, the row and the value (never a silent
+//! missing value). A category is its text exactly as written.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -48,7 +54,46 @@ pub struct SkippedColumn {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureSet {
     pub features: Vec<Feature>,
+    /// Field texts read as missing besides the empty field (`data.na_values`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub na_values: Vec<String>,
 }
+
+/// A numeric field's value: NaN when missing (empty, or one of `na_values` after trimming),
+/// None when the text is not a number.
+pub fn number_of(text: &str, na_values: &[String]) -> Option<f64> {
+    let t = text.trim();
+    if t.is_empty() || na_values.iter().any(|v| v == t) {
+        return Some(f64::NAN);
+    }
+    t.parse::<f64>().ok()
+}
+
+/// A categorical field's category: None when missing (empty, or one of `na_values`). The text
+/// is compared as written, as the training values were read.
+pub fn category_of<'a>(text: &'a str, na_values: &[String]) -> Option<&'a str> {
+    if text.is_empty() || na_values.iter().any(|v| v == text) {
+        None
+    } else {
+        Some(text)
+    }
+}
+
+/// A text column the planner would make categorical, yet whose values are nearly all numbers:
+/// a numeric attribute with a few stray values ("n/a", "1,234"), which would otherwise silently
+/// become a category. Reported unless the column is declared categorical.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StrayText {
+    pub column: String,
+    /// 0-based row and value of the first non-number.
+    pub row: usize,
+    pub value: String,
+    pub strays: usize,
+    pub numbers: usize,
+}
+
+/// A column counts as numeric with strays when at least this share of its values are numbers.
+const NUMERIC_SHARE: f64 = 0.9;
 
 /// A dense row-major f64 matrix, the layout LightGBM's `*FromMat` calls read.
 #[derive(Debug, Clone, PartialEq)]
@@ -132,7 +177,13 @@ impl FeatureSet {
                 }),
             }
         }
-        (FeatureSet { features }, skipped)
+        (
+            FeatureSet {
+                features,
+                na_values: Vec::new(),
+            },
+            skipped,
+        )
     }
 
     /// Learns each categorical feature's vocabulary from the given training rows.
@@ -149,8 +200,10 @@ impl FeatureSet {
             let text = category_text(column)?;
             let mut values: BTreeSet<&str> = BTreeSet::new();
             for &r in rows {
-                if text.is_valid(r) && !text.value(r).is_empty() {
-                    values.insert(text.value(r));
+                if text.is_valid(r)
+                    && let Some(value) = category_of(text.value(r), &self.na_values)
+                {
+                    values.insert(value);
                 }
             }
             let numbers: Option<Vec<f64>> = values.iter().map(|v| v.parse::<f64>().ok()).collect();
@@ -204,11 +257,73 @@ impl FeatureSet {
             .collect()
     }
 
-    /// Encodes the given rows (all rows when `None`) into a row-major matrix.
+    /// The categorical features whose column is text although nearly every value of it in `rows`
+    /// is a number (see [`StrayText`]), leaving out the `declared` categorical columns.
+    pub fn stray_texts(
+        &self,
+        batch: &RecordBatch,
+        rows: &[usize],
+        declared: &[String],
+    ) -> std::result::Result<Vec<StrayText>, String> {
+        let mut found = Vec::new();
+        for feature in &self.features {
+            if feature.kind != FeatureKind::Categorical
+                || feature.codes
+                || declared.contains(&feature.name)
+            {
+                continue;
+            }
+            let column = column_of(batch, &feature.name)?;
+            let Some(text) = column.as_any().downcast_ref::<StringArray>() else {
+                continue;
+            };
+            let (mut numbers, mut strays, mut first) = (0usize, 0usize, None);
+            for &r in rows {
+                if !text.is_valid(r) {
+                    continue;
+                }
+                let value = text.value(r);
+                match number_of(value, &self.na_values) {
+                    Some(x) if x.is_nan() => {}
+                    Some(_) => numbers += 1,
+                    None => {
+                        strays += 1;
+                        first.get_or_insert((r, value.to_string()));
+                    }
+                }
+            }
+            if let Some((row, value)) = first
+                && numbers >= 10
+                && numbers as f64 >= NUMERIC_SHARE * (numbers + strays) as f64
+            {
+                found.push(StrayText {
+                    column: feature.name.clone(),
+                    row,
+                    value,
+                    strays,
+                    numbers,
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    /// Encodes the given rows (all rows when `None`) into a row-major matrix. `first_row` is the
+    /// data row number of the batch's first row (for messages).
     pub fn encode(
         &self,
         batch: &RecordBatch,
         rows: Option<&[usize]>,
+    ) -> std::result::Result<(Matrix, UnseenCounts), String> {
+        self.encode_from(batch, rows, 0)
+    }
+
+    /// `encode` for a batch whose first row is data row `first_row + 1` of its file.
+    pub fn encode_from(
+        &self,
+        batch: &RecordBatch,
+        rows: Option<&[usize]>,
+        first_row: usize,
     ) -> std::result::Result<(Matrix, UnseenCounts), String> {
         let n = rows.map_or(batch.num_rows(), |r| r.len());
         let cols = self.features.len();
@@ -218,6 +333,25 @@ impl FeatureSet {
             let column = column_of(batch, &feature.name)?;
             // Integer-coded categoricals go to LightGBM as the numbers they are.
             let as_number = feature.kind == FeatureKind::Numeric || feature.codes;
+            if as_number && let Some(text) = column.as_any().downcast_ref::<StringArray>() {
+                // A text column for a numeric feature: every value by the one rule, so that a
+                // value that is not a number is an error, not a silent missing value.
+                for i in 0..n {
+                    let r = rows.map_or(i, |rows| rows[i]);
+                    if !text.is_valid(r) {
+                        continue;
+                    }
+                    let value = text.value(r);
+                    values[i * cols + c] = number_of(value, &self.na_values).ok_or_else(|| {
+                        format!(
+                            "data row {}: column {:?} holds {value:?}, which is not a number (the feature is numeric); list it in data.na_values if it means missing",
+                            first_row + r + 1,
+                            feature.name
+                        )
+                    })?;
+                }
+                continue;
+            }
             match as_number {
                 true => {
                     let numbers = cast(column.as_ref(), &DataType::Float64).map_err(|e| {
@@ -245,10 +379,13 @@ impl FeatureSet {
                     let mut misses = 0u64;
                     for i in 0..n {
                         let r = rows.map_or(i, |rows| rows[i]);
-                        if !text.is_valid(r) || text.value(r).is_empty() {
+                        if !text.is_valid(r) {
                             continue;
                         }
-                        match codes.get(text.value(r)) {
+                        let Some(value) = category_of(text.value(r), &self.na_values) else {
+                            continue;
+                        };
+                        match codes.get(value) {
                             Some(&code) => values[i * cols + c] = code as f64,
                             None => misses += 1,
                         }

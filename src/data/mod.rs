@@ -147,6 +147,9 @@ pub struct LoadOptions {
     pub delimiter: Option<u8>,
     /// Columns read as text whatever they look like: the label, the id, declared categoricals.
     pub text_columns: Vec<String>,
+    /// Field texts read as missing besides the empty field (`data.na_values`), so a numeric
+    /// column holding "n/a" stays numeric.
+    pub na_values: Vec<String>,
 }
 
 /// The storage format, from the file name.
@@ -172,25 +175,103 @@ impl Format {
 pub fn load_table(path: &Path, options: &LoadOptions) -> Result<Table> {
     check_readable(path)?;
     let ctx = session();
-    let schema = table_schema(&ctx, path, options)?;
-    let batches =
-        match read_csv_in_parallel(path, options.delimiter, &schema, PARALLEL_READ_MIN_BYTES)? {
-            Some(partitions) => partitions.into_iter().flatten().collect(),
-            None => runtime().block_on(async {
-                let df = open_frame(&ctx, path, options.delimiter, &schema).await?;
-                df.collect()
-                    .await
-                    .map_err(|e| csv_error(path, options.delimiter, &e.to_string()))
-            })?,
-        };
+    let typed = table_schema(&ctx, path, options)?;
+    // DataFusion's CSV decoder does not apply the null pattern that its type inference honours:
+    // with na_values, numeric columns are read as text and parsed here by the one value rule.
+    let (schema, numbers) = if options.na_values.is_empty() {
+        (typed.clone(), Vec::new())
+    } else {
+        numbers_as_text(&typed)
+    };
+    let batches = match read_csv_in_parallel(path, options, &schema, PARALLEL_READ_MIN_BYTES)? {
+        Some(partitions) => partitions.into_iter().flatten().collect(),
+        None => runtime().block_on(async {
+            let df = open_frame(&ctx, path, options, &schema).await?;
+            df.collect()
+                .await
+                .map_err(|e| csv_error(path, options.delimiter, e))
+        })?,
+    };
     let read_schema = batches.first().map_or(schema.clone(), |b| b.schema());
     let batch = concat_columnwise(&read_schema, batches).map_err(|e| Error::data(path, e))?;
     // Parquet keeps its own types: bring them to the same shape as CSV's.
     let batch = conform(path, batch, &schema)?;
+    let batch = if options.na_values.is_empty() {
+        batch
+    } else {
+        apply_na_values(path, batch, &typed, &numbers, &options.na_values)?
+    };
     Ok(Table {
         path: path.to_path_buf(),
         batch,
     })
+}
+
+/// `schema` with its Float64 columns read as text, and their positions.
+pub fn numbers_as_text(schema: &SchemaRef) -> (SchemaRef, Vec<usize>) {
+    let mut numbers = Vec::new();
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            if f.data_type() == &DataType::Float64 {
+                numbers.push(i);
+                Field::new(f.name(), DataType::Utf8, true)
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    (Arc::new(Schema::new(fields)), numbers)
+}
+
+/// Applies `na_values` to a batch read with `numbers_as_text`: the `numbers` columns are parsed
+/// back into Float64 by the one value rule (`encode::number_of`; a text that is not a number is
+/// an error naming the row), and in text columns the na values become nulls.
+fn apply_na_values(
+    path: &Path,
+    batch: RecordBatch,
+    typed: &SchemaRef,
+    numbers: &[usize],
+    na_values: &[String],
+) -> Result<RecordBatch> {
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (i, (column, field)) in batch.columns().iter().zip(typed.fields()).enumerate() {
+        let Some(text) = column.as_any().downcast_ref::<StringArray>() else {
+            columns.push(column.clone());
+            continue;
+        };
+        if numbers.contains(&i) {
+            let mut values = Vec::with_capacity(text.len());
+            for (row, value) in text.iter().enumerate() {
+                values.push(match value {
+                    None => None,
+                    Some(v) => {
+                        let x = encode::number_of(v, na_values).ok_or_else(|| {
+                            Error::data(
+                                path,
+                                format!(
+                                    "data row {}: column {:?} holds {v:?}, which is not a number",
+                                    row + 1,
+                                    field.name()
+                                ),
+                            )
+                        })?;
+                        (!x.is_nan()).then_some(x)
+                    }
+                });
+            }
+            columns.push(Arc::new(arrow::array::Float64Array::from(values)) as ArrayRef);
+        } else {
+            let values: StringArray = text
+                .iter()
+                .map(|v| v.filter(|v| !na_values.iter().any(|n| n == v)))
+                .collect();
+            columns.push(Arc::new(values) as ArrayRef);
+        }
+    }
+    RecordBatch::try_new(typed.clone(), columns).map_err(|e| Error::data(path, e.to_string()))
 }
 
 /// CSV files smaller than this are read on one core: splitting them saves less than it costs.
@@ -204,7 +285,7 @@ const PARALLEL_READ_MIN_BYTES: u64 = 16 * 1024 * 1024;
 /// one-partition reader gives with the right line number).
 fn read_csv_in_parallel(
     path: &Path,
-    delimiter: Option<u8>,
+    options: &LoadOptions,
     schema: &SchemaRef,
     min_bytes: u64,
 ) -> Result<Option<Vec<Vec<RecordBatch>>>> {
@@ -228,9 +309,9 @@ fn read_csv_in_parallel(
         .enable_file_stream_work_stealing = false;
     let ctx = SessionContext::new_with_config(config);
     let ext = extension_of(path);
-    let csv = CsvLayout::sniff(path, delimiter)?;
+    let csv = CsvLayout::sniff(path, options.delimiter)?;
     let read = csv
-        .read_options(&ext)
+        .read_options(&ext, &options.na_values)
         .newlines_in_values(false)
         .schema(schema);
     let file = path_str(path)?;
@@ -292,14 +373,15 @@ fn concat_columnwise(
 pub async fn open_frame(
     ctx: &SessionContext,
     path: &Path,
-    delimiter: Option<u8>,
+    options: &LoadOptions,
     schema: &Schema,
 ) -> Result<datafusion::prelude::DataFrame> {
     let ext = extension_of(path);
+    let delimiter = options.delimiter;
     match Format::of(path) {
         Format::Csv => {
             let csv = CsvLayout::sniff(path, delimiter)?;
-            let read = csv.read_options(&ext).schema(schema);
+            let read = csv.read_options(&ext, &options.na_values).schema(schema);
             ctx.read_csv(path_str(path)?, read).await
         }
         Format::Parquet => {
@@ -310,7 +392,7 @@ pub async fn open_frame(
             .await
         }
     }
-    .map_err(|e| csv_error(path, delimiter, &e.to_string()))
+    .map_err(|e| csv_error(path, delimiter, e))
 }
 
 /// The schema `load_table` gives this file: names from the header (without a byte-order mark),
@@ -324,11 +406,11 @@ pub fn table_schema(ctx: &SessionContext, path: &Path, options: &LoadOptions) ->
                 let df = ctx
                     .read_csv(
                         path_str(path)?,
-                        csv.read_options(&ext)
+                        csv.read_options(&ext, &options.na_values)
                             .schema_infer_max_records(SCHEMA_INFER_RECORDS),
                     )
                     .await
-                    .map_err(|e| csv_error(path, options.delimiter, &e.to_string()))?;
+                    .map_err(|e| csv_error(path, options.delimiter, e))?;
                 let arrow_schema = df.schema().as_arrow().clone();
                 // DataFusion names columns from the raw header; ours has the BOM removed.
                 let fields: Vec<Field> = arrow_schema
@@ -346,7 +428,7 @@ pub fn table_schema(ctx: &SessionContext, path: &Path, options: &LoadOptions) ->
                         ParquetReadOptions::default().file_extension(&ext),
                     )
                     .await
-                    .map_err(|e| Error::data(path, clean_datafusion_error(&e.to_string())))?;
+                    .map_err(|e| Error::datafusion(path, e))?;
                 Ok(df.schema().as_arrow().clone())
             }
         }
@@ -454,13 +536,37 @@ impl CsvLayout {
         Ok(CsvLayout { delimiter, header })
     }
 
-    fn read_options<'a>(&self, ext: &'a str) -> CsvReadOptions<'a> {
+    fn read_options<'a>(&self, ext: &'a str, na_values: &[String]) -> CsvReadOptions<'a> {
         CsvReadOptions::new()
             .has_header(true)
             .delimiter(self.delimiter)
             .file_extension(ext)
             .newlines_in_values(true)
+            .null_regex(na_regex(na_values))
     }
+}
+
+/// A regular expression matching exactly the given texts (their regex syntax escaped), for
+/// DataFusion's CSV reader to read them as nulls; None for none.
+fn na_regex(na_values: &[String]) -> Option<String> {
+    if na_values.is_empty() {
+        return None;
+    }
+    let escaped: Vec<String> = na_values
+        .iter()
+        .map(|v| {
+            v.chars()
+                .map(|c| {
+                    if r"\.+*?()|[]{}^$#&-~".contains(c) {
+                        format!("\\{c}")
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    Some(format!("^(?:{})$", escaped.join("|")))
 }
 
 /// The candidate (`,` `;` tab `|`) seen most often outside quotes in the header line.
@@ -673,6 +779,7 @@ pub struct HistorySource<'a> {
     pub positive: Vec<String>,
     pub negative: Vec<String>,
     pub categorical: &'a [String],
+    pub na_values: &'a [String],
 }
 
 impl<'a> HistorySource<'a> {
@@ -704,6 +811,7 @@ impl<'a> HistorySource<'a> {
                 .clone()
                 .unwrap_or_else(default_negative),
             categorical: &config.data.categorical,
+            na_values: &config.data.na_values,
         })
     }
 }
@@ -733,6 +841,7 @@ pub fn history_load_options(source: &HistorySource) -> LoadOptions {
     LoadOptions {
         delimiter: source.delimiter,
         text_columns,
+        na_values: source.na_values.to_vec(),
     }
 }
 
@@ -868,21 +977,29 @@ fn path_str(path: &Path) -> Result<&str> {
         .ok_or_else(|| Error::data(path, "the path is not valid UTF-8"))
 }
 
-/// An error reading a CSV file. Arrow counts lines within the block it is parsing, so for a row
-/// with the wrong number of fields the file is scanned again to name the real line.
-pub fn csv_error(path: &Path, delimiter: Option<u8>, message: &str) -> Error {
-    let cleaned = clean_datafusion_error(message);
-    if cleaned.starts_with("line ") && cleaned.contains("fields, found") {
+/// An error reading a CSV file. Arrow counts lines within the block it is parsing, so when the
+/// innermost error is a CSV parse error the file is scanned again for a record with the wrong
+/// number of fields, to name its real line.
+pub fn csv_error(
+    path: &Path,
+    delimiter: Option<u8>,
+    error: datafusion::error::DataFusionError,
+) -> Error {
+    use datafusion::error::DataFusionError;
+    if let DataFusionError::ArrowError(arrow_error, _) = error.find_root()
+        && matches!(arrow_error.as_ref(), arrow::error::ArrowError::CsvError(_))
+    {
         let delimiter =
             delimiter.or_else(|| CsvLayout::sniff(path, None).ok().map(|l| l.delimiter));
         if let Some((line, expected, found)) = delimiter.and_then(|d| find_ragged_row(path, d)) {
-            return Error::data(
-                path,
-                format!("line {line}: expected {expected} fields, found {found}"),
-            );
+            return Error::DataFusion {
+                path: path.to_path_buf(),
+                message: format!("line {line}: expected {expected} fields, found {found}"),
+                source: error,
+            };
         }
     }
-    Error::data(path, cleaned)
+    Error::datafusion(path, error)
 }
 
 /// The first record whose field count differs from the header's: (line, expected, found).
@@ -909,53 +1026,38 @@ pub fn find_ragged_row(path: &Path, delimiter: u8) -> Option<(u64, usize, usize)
     None
 }
 
-/// DataFusion wraps errors in layers ("Error when processing CSV file ... caused by Arrow error:
-/// Csv error: ..."); keep the innermost cause, in the words a user needs.
-pub fn clean_datafusion_error(message: &str) -> String {
-    let innermost = message.rsplit("caused by").next().unwrap_or(message);
-    let mut m = innermost.trim();
-    for prefix in [
-        "External error: ",
-        "Arrow error: ",
-        "Csv error: ",
-        "Parser error: ",
-        "Error during planning: ",
-        "Execution error: ",
-        "ParquetError: ",
-        "Parquet error: ",
-        "Schema error: ",
-        "Object Store error: ",
-    ] {
-        while let Some(rest) = m.strip_prefix(prefix) {
-            m = rest.trim();
-        }
-    }
-    let m = m.lines().next().unwrap_or(m);
-    ragged_row_message(m).unwrap_or_else(|| m.to_string())
-}
-
-/// Arrow's two wordings of a row with the wrong number of fields, as "line N: expected ...".
-fn ragged_row_message(m: &str) -> Option<String> {
-    let numbers: Vec<u64> = m
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    if let Some(rest) = m.strip_prefix("Encountered unequal lengths between records on CSV file")
-        && numbers.len() >= 3
-        && rest.contains("at line")
-    {
-        let (expected, found, line) = (numbers[0], numbers[1], numbers[2]);
-        return Some(format!(
-            "line {line}: expected {expected} fields, found {found}"
-        ));
-    }
-    if m.starts_with("incorrect number of fields for line") && numbers.len() >= 3 {
-        let (line, expected, found) = (numbers[0], numbers[1], numbers[2]);
-        return Some(format!(
-            "line {line}: expected {expected} fields, found {found}"
-        ));
-    }
-    None
+/// The words a user needs from a DataFusion error: its innermost cause, without the layers'
+/// labels, read from the error's variants (never from its text).
+pub fn datafusion_message(error: &datafusion::error::DataFusionError) -> String {
+    use arrow::error::ArrowError;
+    use datafusion::error::DataFusionError;
+    let root = error.find_root();
+    let text = match root {
+        DataFusionError::ArrowError(e, _) => match e.as_ref() {
+            ArrowError::CsvError(m)
+            | ArrowError::ParseError(m)
+            | ArrowError::CastError(m)
+            | ArrowError::SchemaError(m)
+            | ArrowError::InvalidArgumentError(m)
+            | ArrowError::ComputeError(m)
+            | ArrowError::JsonError(m) => m.clone(),
+            ArrowError::IoError(m, _) => m.clone(),
+            other => other.to_string(),
+        },
+        DataFusionError::ParquetError(e) => e.to_string(),
+        DataFusionError::SchemaError(e, _) => e.to_string(),
+        DataFusionError::Plan(m)
+        | DataFusionError::Execution(m)
+        | DataFusionError::NotImplemented(m)
+        | DataFusionError::Configuration(m)
+        | DataFusionError::ResourcesExhausted(m) => m.clone(),
+        DataFusionError::IoError(e) => e.to_string(),
+        DataFusionError::ObjectStore(e) => e.to_string(),
+        DataFusionError::External(e) => e.to_string(),
+        other => other.to_string(),
+    };
+    // One line: DataFusion appends backtraces and hints on further lines.
+    text.lines().next().unwrap_or_default().trim().to_string()
 }
 
 #[cfg(test)]
@@ -981,10 +1083,11 @@ mod tests {
         let options = LoadOptions {
             delimiter: None,
             text_columns: vec!["id".into()],
+            na_values: Vec::new(),
         };
         let schema = table_schema(&session(), &path, &options).unwrap();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let parallel = read_csv_in_parallel(&path, None, &schema, 4096).unwrap();
+        let parallel = read_csv_in_parallel(&path, &options, &schema, 4096).unwrap();
         if cores < 2 {
             assert!(parallel.is_none());
             eprintln!("SKIPPED: one core, the file is read on one partition");
@@ -998,7 +1101,7 @@ mod tests {
         let whole = runtime()
             .block_on(async {
                 let ctx = session();
-                open_frame(&ctx, &path, None, &schema)
+                open_frame(&ctx, &path, &options, &schema)
                     .await
                     .unwrap()
                     .collect()
@@ -1012,16 +1115,47 @@ mod tests {
         let quoted = dir.path().join("quoted.csv");
         std::fs::write(&quoted, text.replace("c3\r\n", "\"c\n3\"\r\n")).unwrap();
         assert!(
-            read_csv_in_parallel(&quoted, None, &schema, 4096)
+            read_csv_in_parallel(&quoted, &options, &schema, 4096)
                 .unwrap()
                 .is_none()
         );
         // Small files too.
         assert!(
-            read_csv_in_parallel(&path, None, &schema, 1 << 30)
+            read_csv_in_parallel(&path, &options, &schema, 1 << 30)
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn errors_keep_their_causes_and_say_what_they_mean() {
+        use std::error::Error as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ragged.csv");
+        let mut text = String::from("a,b,c\n");
+        for i in 0..20_000 {
+            text.push_str(&format!("{i},{i},{i}\n"));
+        }
+        text.push_str("1,2\n");
+        std::fs::write(&path, text).unwrap();
+        let e = load_table(&path, &LoadOptions::default()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("{}: line 20002: expected 3 fields, found 2", path.display())
+        );
+        let cause = e.source().expect("the DataFusion error is kept");
+        assert!(cause.is::<datafusion::error::DataFusionError>());
+        let missing =
+            load_table(&dir.path().join("none.csv"), &LoadOptions::default()).unwrap_err();
+        assert!(missing.source().unwrap().is::<std::io::Error>());
+        // The message comes from the error's variants, the innermost one.
+        let nested = datafusion::error::DataFusionError::Context(
+            "reading".into(),
+            Box::new(datafusion::error::DataFusionError::Plan(
+                "no such column".into(),
+            )),
+        );
+        assert_eq!(datafusion_message(&nested), "no such column");
     }
 
     #[test]
@@ -1049,6 +1183,7 @@ mod tests {
         let options = LoadOptions {
             delimiter: None,
             text_columns: vec!["id".into(), "y".into()],
+            na_values: Vec::new(),
         };
         let table = load_table(&path, &options).unwrap();
         let names: Vec<&str> = table
@@ -1135,22 +1270,5 @@ mod tests {
         assert_eq!(labels, [1, 0, 0, 1]);
         let err = read_labels(&table, "y", &["yes".into()], &["no".into()]).unwrap_err();
         assert!(err.to_string().contains("data row 3"), "{err}");
-    }
-
-    #[test]
-    fn datafusion_errors_are_trimmed() {
-        assert_eq!(
-            clean_datafusion_error(
-                "Error when processing CSV file x.csv\ncaused by\nArrow error: Csv error: Encountered unequal lengths between records on CSV file. Expected 3 records, found 2 records at line 3"
-            ),
-            "line 3: expected 3 fields, found 2"
-        );
-        assert_eq!(
-            clean_datafusion_error(
-                "Arrow error: Csv error: incorrect number of fields for line 7, expected 17 got 16"
-            ),
-            "line 7: expected 17 fields, found 16"
-        );
-        assert_eq!(clean_datafusion_error("Schema error: bad"), "bad");
     }
 }

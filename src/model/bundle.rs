@@ -319,7 +319,10 @@ impl ModelBundle {
         Ok(ModelBundle {
             source: path.to_path_buf(),
             manifest: None,
-            features: FeatureSet { features },
+            features: FeatureSet {
+                features,
+                na_values: Vec::new(),
+            },
             id: IdInfo {
                 column: id.unwrap_or(crate::data::ROW_ID).to_string(),
                 generated: id.is_none(),

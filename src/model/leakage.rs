@@ -170,6 +170,7 @@ mod tests {
                 feature("noise", FeatureKind::Numeric),
                 feature("person", FeatureKind::Categorical),
             ],
+            na_values: Vec::new(),
         };
         let aucs = single_feature_aucs(&features, &matrix, &labels, None);
         assert_eq!(aucs[0], Some(1.0));

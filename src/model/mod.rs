@@ -135,7 +135,26 @@ pub fn train_on_split(
             "no feature columns are left after the label, id and exclusions",
         ));
     }
+    features.na_values = config.data.na_values.clone();
     let training_rows = split.training();
+    let every_row: Vec<usize> = (0..history.table.num_rows()).collect();
+    let strays = features
+        .stray_texts(&history.table.batch, &every_row, &config.data.categorical)
+        .map_err(|e| Error::data(path, e))?;
+    if let Some(s) = strays.first() {
+        return Err(Error::data(
+            path,
+            format!(
+                "column {:?} holds numbers except in {} of {} rows (data row {}: {:?}): list such values in data.na_values (na_values = [{:?}]) to read them as missing, or the column in data.categorical to keep it as categories",
+                s.column,
+                s.strays,
+                s.strays + s.numbers,
+                s.row + 1,
+                s.value,
+                s.value
+            ),
+        ));
+    }
     features
         .fit_categories(&history.table.batch, &training_rows)
         .map_err(|e| Error::data(path, e))?;

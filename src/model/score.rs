@@ -17,33 +17,37 @@ use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
 
 use crate::data::encode::UnseenCounts;
-use crate::data::{Format, LoadOptions, as_strings, clean_datafusion_error, runtime};
+use crate::data::{Format, LoadOptions, as_strings, runtime};
 use crate::metrics::tie_key;
 use crate::model::bundle::{Engine, ModelBundle};
 use crate::model::rank::{self, CutCounter, ScoreSpool};
 use crate::output::{self, AtomicFile};
 use crate::{Error, Result};
 
-/// Scores every row of an in-memory batch.
+/// Scores every row of an in-memory batch read from `data`, whose first row is data row
+/// `first_row + 1` of that file (for messages).
 pub fn score_batch(
     bundle: &ModelBundle,
     batch: &RecordBatch,
+    data: &Path,
+    first_row: usize,
     engine: Engine,
 ) -> Result<(Vec<f64>, UnseenCounts)> {
     let missing = bundle.features.missing_columns(&batch.schema());
     if !missing.is_empty() {
-        return Err(Error::model(
-            &bundle.source,
+        return Err(Error::data(
+            data,
             format!(
-                "the data lacks the model's feature column(s): {}",
-                missing.join(", ")
+                "lacks the model's feature column(s): {} (model {})",
+                missing.join(", "),
+                bundle.source.display()
             ),
         ));
     }
     let (matrix, unseen) = bundle
         .features
-        .encode(batch, None)
-        .map_err(|e| Error::model(&bundle.source, e))?;
+        .encode_from(batch, None, first_row)
+        .map_err(|e| Error::data(data, e))?;
     let scores = bundle.predict(&matrix, engine)?;
     if let Some(row) = scores.iter().position(|s| !s.is_finite()) {
         return Err(Error::model(
@@ -111,9 +115,17 @@ pub fn score_file(
     let load = LoadOptions {
         delimiter: options.delimiter,
         text_columns,
+        na_values: bundle.features.na_values.clone(),
     };
     let ctx = crate::data::session_with_batch_rows(options.batch_rows);
     let schema = crate::data::table_schema(&ctx, input, &load)?;
+    // With na_values, numbers are read as text (DataFusion's decoder ignores the null pattern)
+    // and the encoder parses them by the one value rule.
+    let schema = if load.na_values.is_empty() {
+        schema
+    } else {
+        crate::data::numbers_as_text(&schema).0
+    };
     let mut missing = bundle.features.missing_columns(&schema);
     for c in id_column.iter().chain(&options.keep_columns) {
         if schema.column_with_name(c).is_none() && !missing.contains(c) {
@@ -139,11 +151,11 @@ pub fn score_file(
     {
         let mut writer = csv::Writer::from_writer(BufWriter::new(staging.as_file()));
         runtime().block_on(async {
-            let df = crate::data::open_frame(&ctx, input, options.delimiter, &schema).await?;
+            let df = crate::data::open_frame(&ctx, input, &load, &schema).await?;
             let mut stream = df
                 .execute_stream()
                 .await
-                .map_err(|e| Error::data(input, clean_datafusion_error(&e.to_string())))?;
+                .map_err(|e| Error::datafusion(input, e))?;
             // The file is parsed on a runtime thread, two batches ahead, while this thread scores
             // and writes: parsing no longer waits for the trees, nor the trees for parsing.
             let (parsed, mut batches) = tokio::sync::mpsc::channel(2);
@@ -156,10 +168,15 @@ pub fn score_file(
             });
             let _stop_reading = AbortOnDrop(reader);
             while let Some(batch) = batches.recv().await {
-                let batch = batch.map_err(|e| {
-                    crate::data::csv_error(input, options.delimiter, &e.to_string())
-                })?;
-                let (batch_scores, unseen) = score_batch(bundle, &batch, options.engine)?;
+                let batch =
+                    batch.map_err(|e| crate::data::csv_error(input, options.delimiter, e))?;
+                let (batch_scores, unseen) = score_batch(
+                    bundle,
+                    &batch,
+                    input,
+                    summary.rows_in as usize,
+                    options.engine,
+                )?;
                 summary.unseen.add(&unseen);
                 let ids: Vec<String> = match &id_column {
                     Some(c) => as_strings(batch.column_by_name(c).expect("checked above"))

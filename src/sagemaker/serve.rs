@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -33,6 +33,9 @@ pub struct ServeSettings {
     /// `MULTI_RECORD` or `SINGLE_RECORD` (SAGEMAKER_BATCH_STRATEGY), reported back as set.
     pub batch_strategy: String,
     pub max_concurrent: usize,
+    /// A connection on which nothing arrives for this long is closed; a request body must
+    /// arrive within twice this (`AUDIENCE_READ_TIMEOUT_SECONDS`, default 30).
+    pub read_timeout: std::time::Duration,
 }
 
 impl ServeSettings {
@@ -52,6 +55,10 @@ impl ServeSettings {
             max_concurrent: var("SAGEMAKER_MAX_CONCURRENT_TRANSFORMS")
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            read_timeout: var("AUDIENCE_READ_TIMEOUT_SECONDS")
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .map_or(DEFAULT_READ_TIMEOUT, std::time::Duration::from_secs_f64),
         }
     }
 }
@@ -82,7 +89,6 @@ pub fn router(bundle: ModelBundle, settings: ServeSettings) -> Router {
             })
         })
         .collect();
-    let limit = settings.max_payload_bytes;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let state = Arc::new(AppState {
         bundle,
@@ -94,7 +100,8 @@ pub fn router(bundle: ModelBundle, settings: ServeSettings) -> Router {
         .route("/ping", get(|| async { StatusCode::OK }))
         .route("/execution-parameters", get(execution_parameters))
         .route("/invocations", post(invocations))
-        .layer(DefaultBodyLimit::max(limit))
+        // The handler reads the body itself, within the payload limit and a deadline.
+        .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }
 
@@ -115,11 +122,36 @@ pub struct BadRecord {
     pub message: String,
 }
 
+/// The default idle read timeout (see `ServeSettings::read_timeout`).
+pub const DEFAULT_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 async fn invocations(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let limit = state.settings.max_payload_bytes;
+    // A claimed length over the limit is refused before a byte of the body is read.
+    let claimed =
+        header_value(&headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+    if claimed.is_some_and(|n| n > limit as u64) {
+        return too_large(limit);
+    }
+    let deadline = state.settings.read_timeout * 2;
+    let body = match tokio::time::timeout(deadline, read_body(body, limit)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(BodyError::TooLarge)) => return too_large(limit),
+        Ok(Err(BodyError::Broken)) | Err(_) => {
+            return (
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive in full within {} s\n",
+                    deadline.as_secs_f64()
+                ),
+            )
+                .into_response();
+        }
+    };
     let content_type = header_value(&headers, header::CONTENT_TYPE).unwrap_or("text/csv");
     let accept = header_value(&headers, header::ACCEPT)
         .filter(|a| !a.contains('*'))
@@ -165,6 +197,39 @@ async fn invocations(
         )
             .into_response(),
     }
+}
+
+enum BodyError {
+    /// More bytes than the payload limit.
+    TooLarge,
+    /// The connection failed or went silent before the body was complete.
+    Broken,
+}
+
+/// The request body, at most `limit` bytes.
+async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, BodyError> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| BodyError::Broken)?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+fn too_large(limit: usize) -> Response {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "the payload is larger than {} MB (SAGEMAKER_MAX_PAYLOAD_IN_MB)\n",
+            limit / (1024 * 1024)
+        ),
+    )
+        .into_response()
 }
 
 fn header_value(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
@@ -384,25 +449,162 @@ fn parse_json_record(state: &AppState, line: &str, record: usize) -> Result<Pars
     Ok(Parsed::Values(values))
 }
 
-/// A field as LightGBM's input: numbers parsed, categories coded, empty and unseen as missing.
+/// A field as LightGBM's input, by the rule `score` and training use (`encode::number_of`,
+/// `encode::category_of`): numbers parsed, categories coded as written, empty, `na_values` and
+/// unseen categories missing.
 fn encode_value(
     state: &AppState,
     feature: usize,
     field: &str,
     record: usize,
 ) -> Result<f64, BadRecord> {
-    let field = field.trim();
-    if field.is_empty() {
-        return Ok(f64::NAN);
-    }
+    let features = &state.bundle.features;
     match &state.codes[feature] {
-        Some(codes) => Ok(codes.get(field).map_or(f64::NAN, |&c| c as f64)),
-        None => field.parse::<f64>().map_err(|_| BadRecord {
-            record,
-            message: format!(
-                "{:?} is not a number (feature {})",
-                field, state.bundle.features.features[feature].name
-            ),
-        }),
+        Some(codes) => Ok(crate::data::encode::category_of(field, &features.na_values)
+            .and_then(|v| codes.get(v))
+            .map_or(f64::NAN, |&c| c as f64)),
+        None => {
+            crate::data::encode::number_of(field, &features.na_values).ok_or_else(|| BadRecord {
+                record,
+                message: format!(
+                    "{:?} is not a number (feature {})",
+                    field, features.features[feature].name
+                ),
+            })
+        }
+    }
+}
+
+/// At most this many connections are served at once; more wait in the system's queue.
+pub const MAX_CONNECTIONS: usize = 128;
+
+/// A TCP listener that serves at most [`MAX_CONNECTIONS`] connections at a time and closes a
+/// connection that sends nothing for `read_timeout` while a read waits (a request's headers or
+/// body): slow or stalled clients cannot hold the server.
+pub struct BoundedListener {
+    inner: tokio::net::TcpListener,
+    slots: Arc<tokio::sync::Semaphore>,
+    read_timeout: std::time::Duration,
+}
+
+impl BoundedListener {
+    pub fn new(
+        inner: tokio::net::TcpListener,
+        read_timeout: std::time::Duration,
+    ) -> BoundedListener {
+        BoundedListener {
+            inner,
+            slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
+            read_timeout,
+        }
+    }
+}
+
+impl axum::serve::Listener for BoundedListener {
+    type Io = TimedStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let permit = Arc::clone(&self.slots)
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        loop {
+            match self.inner.accept().await {
+                Ok((stream, address)) => {
+                    let _ = stream.set_nodelay(true);
+                    return (
+                        TimedStream {
+                            inner: stream,
+                            timeout: self.read_timeout,
+                            idle: None,
+                            _slot: permit,
+                        },
+                        address,
+                    );
+                }
+                // Out of file descriptors and the like: wait a little rather than spin.
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A connection that fails a read left waiting for `timeout`, and frees its slot when dropped.
+pub struct TimedStream {
+    inner: tokio::net::TcpStream,
+    timeout: std::time::Duration,
+    idle: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl tokio::io::AsyncRead for TimedStream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::future::Future;
+        use std::task::Poll;
+        let this = self.get_mut();
+        match std::pin::Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                this.idle = None;
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                let timeout = this.timeout;
+                let idle = this
+                    .idle
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                match idle.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "nothing received for too long",
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for TimedStream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 }
