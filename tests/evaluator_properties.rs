@@ -399,3 +399,56 @@ fn bitsets_of_any_length() {
     same_bits(&walked, &compiled).unwrap();
     same_bits(&walked, &lightgbm).unwrap();
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 400,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// Any edit of a model file (bytes replaced, lines dropped or repeated, digits changed) is
+    /// either refused with an error or scored the same way by every engine: never a panic.
+    #[test]
+    fn malformed_models_are_refused_or_scored_consistently(
+        m in model(),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), 0u8..6, any::<u8>()), 1..6),
+    ) {
+        let mut lines: Vec<String> = model_text(&m).lines().map(String::from).collect();
+        for (at, kind, byte) in edits {
+            let i = at.index(lines.len());
+            match kind {
+                0 => { lines.remove(i); }
+                1 => { let l = lines[i].clone(); lines.insert(i, l); }
+                2 => lines[i] = lines[i].replace('1', &((byte % 10).to_string())),
+                3 => lines[i] = lines[i].replace(' ', ""),
+                4 => lines[i].push_str(&format!(" {}", i64::from(byte) - 128)),
+                _ => {
+                    if let Some(c) = lines[i].char_indices().nth(usize::from(byte) % lines[i].len().max(1)) {
+                        lines[i].replace_range(c.0..c.0 + c.1.len_utf8(), "9");
+                    }
+                }
+            }
+            if lines.is_empty() {
+                break;
+            }
+        }
+        let text = lines.join("\n");
+        if let Ok(ensemble) = TreeEnsemble::parse(&text) {
+            let rows = 16;
+            let matrix = Matrix {
+                values: (0..rows * ensemble.num_features()).map(|i| SPECIAL[i % SPECIAL.len()]).collect(),
+                rows,
+                cols: ensemble.num_features(),
+            };
+            let walked = ensemble.predict(&matrix);
+            if let Ok(compiled) = ensemble.compile() {
+                same_bits(&walked, &ensemble.predict_using(&matrix, Some(&compiled))).map_err(TestCaseError::fail)?;
+            }
+            let booster = Booster::from_model_text(&ensemble.to_model_text())
+                .map_err(|e| TestCaseError::fail(format!("LightGBM refused our own rewrite: {e}")))?;
+            let lightgbm = booster.predict(&matrix).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            same_bits(&walked, &lightgbm).map_err(TestCaseError::fail)?;
+        }
+    }
+}
