@@ -35,6 +35,13 @@ fn native_evaluator_matches_lightgbm_on_a_zoo_of_python_models() {
     run_python("model_zoo.py", &[&dir.display().to_string()]);
     let names: Vec<String> = serde_json::from_value(read_json(&dir.join("zoo.json"))).unwrap();
     assert!(names.len() >= 20, "{} models", names.len());
+    // LightGBM's own engine is checked on the first 10,000 rows: it is given the text audience's
+    // parser wrote back, and that is a property of the model, not of how many rows score.
+    for file in ["rows.csv", "rows_text.csv"] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        let head: Vec<&str> = text.lines().take(10_001).collect();
+        std::fs::write(dir.join(format!("head_{file}")), head.join("\n") + "\n").unwrap();
+    }
     let mut report = Vec::new();
     for name in &names {
         let rows = if name == "pandas_categorical" {
@@ -49,9 +56,12 @@ fn native_evaluator_matches_lightgbm_on_a_zoo_of_python_models() {
                 .map(|l| l.parse().unwrap())
                 .collect();
         // Both of audience's evaluators (the trees compiled to machine code, the default, and the
-        // node-array walker), and LightGBM's own, which is given the text audience's parser wrote
-        // back, never the file.
-        for engine in ["native", "walk", "lightgbm"] {
+        // node-array walker) on every row, and LightGBM's own on the first 10,000.
+        for (engine, data, count) in [
+            ("native", rows.to_string(), 100_000),
+            ("walk", rows.to_string(), 100_000),
+            ("lightgbm", format!("head_{rows}"), 10_000),
+        ] {
             audience(dir)
                 .args([
                     "score",
@@ -60,7 +70,7 @@ fn native_evaluator_matches_lightgbm_on_a_zoo_of_python_models() {
                     "--out",
                     "scores.csv",
                     "--data",
-                    rows,
+                    &data,
                     "--engine",
                     engine,
                     "--model",
@@ -69,8 +79,8 @@ fn native_evaluator_matches_lightgbm_on_a_zoo_of_python_models() {
                 .assert()
                 .success();
             let ours = read_scores(&dir.join("scores.csv"));
-            assert_eq!(ours.len(), 100_000);
-            let diff = max_difference(&ours, &expected);
+            assert_eq!(ours.len(), count);
+            let diff = max_difference(&ours, &expected[..count]);
             report.push(format!("{name} ({engine}): {diff:e}"));
             assert!(
                 diff <= 1e-12,
