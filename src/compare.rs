@@ -25,6 +25,9 @@ use crate::report::{
 use crate::rules::{Rule, RulePlanner, RuleRunner, reads_label_error};
 use crate::{Error, Result};
 
+/// Points of the curves in a report (a chart's resolution: every half percent of E).
+const CURVE_POINTS: usize = 200;
+
 /// Which rows judge the rules and the model.
 #[derive(Debug, Clone, Copy)]
 pub enum EvaluationSource<'a> {
@@ -491,6 +494,12 @@ fn judge(
         None
     };
     let deciles = metrics::decile_table(&ranking, &eval.labels);
+    let (gains, roc) = metrics::curves(&ranking, &eval.labels, CURVE_POINTS);
+    let point = |(x, y): (f64, f64)| crate::report::CurvePoint { x, y };
+    let curves = crate::report::Curves {
+        gains: gains.into_iter().map(point).collect(),
+        roc: roc.into_iter().map(point).collect(),
+    };
     let mut notes = Vec::new();
     if positives < MIN_EVAL_CONVERSIONS {
         notes.push(format!(
@@ -520,6 +529,7 @@ fn judge(
         },
         rules: reports,
         deciles,
+        curves,
         warnings: eval.warnings,
         notes,
     })

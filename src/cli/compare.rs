@@ -40,6 +40,7 @@ Examples:
   audience compare rules/*.sql                     # train on the split, judge on the holdout
   audience compare rules/*.sql --format json --output report.json
   audience compare rules/*.sql --format markdown --output report.md --force
+  audience compare rules/*.sql --output report.html  # one page to share: charts, no network
   audience compare --model model/ --eval new_campaign.csv rules/*.sql";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -48,6 +49,7 @@ pub enum FormatArg {
     Json,
     Csv,
     Markdown,
+    Html,
 }
 
 #[derive(Debug, Args)]
@@ -96,6 +98,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
             Some("json") => FormatArg::Json,
             Some("csv") => FormatArg::Csv,
             Some("md") | Some("markdown") => FormatArg::Markdown,
+            Some("html") | Some("htm") => FormatArg::Html,
             _ => FormatArg::Table,
         },
         (None, None) => FormatArg::Table,
@@ -174,6 +177,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
         FormatArg::Json => ReportFormat::Json,
         FormatArg::Csv => ReportFormat::Csv,
         FormatArg::Markdown => ReportFormat::Markdown,
+        FormatArg::Html => ReportFormat::Html,
     };
     let color = args.output.is_none() && use_color();
     let text = report.render(format, color, terminal_width());

@@ -117,6 +117,44 @@ pub fn log_loss(scores: &[f64], labels: &[u8]) -> Option<f64> {
     Some(total / scores.len() as f64)
 }
 
+/// Points (x, y) of a curve, in order.
+pub type Curve = Vec<(f64, f64)>;
+
+/// The model's cumulative gains and ROC points at `points + 1` evenly spaced audience sizes
+/// (0 to |E|), expected counts where a size falls among equal scores: (share targeted, share of
+/// conversions) and (false positive rate, true positive rate). Undefined rates (no positives or
+/// no negatives) are 0.
+pub fn curves(ranking: &Ranking, labels: &[u8], points: usize) -> (Curve, Curve) {
+    let n = ranking.len();
+    let positives = labels.iter().filter(|&&y| y == 1).count() as f64;
+    let negatives = n as f64 - positives;
+    let share = |v: f64, of: f64| if of > 0.0 { v / of } else { 0.0 };
+    let mut gains = Vec::with_capacity(points + 1);
+    let mut roc = Vec::with_capacity(points + 1);
+    // Cumulative conversions at every group boundary, then pro rata inside groups.
+    let groups = ranking.group_counts(labels);
+    let mut g = 0;
+    let (mut rows_before, mut conversions_before) = (0u64, 0u64);
+    for j in 0..=points {
+        let k = (j * n + points / 2).checked_div(points).unwrap_or(n) as u64;
+        while g < groups.len() && rows_before + groups[g].0 <= k {
+            rows_before += groups[g].0;
+            conversions_before += groups[g].1;
+            g += 1;
+        }
+        let inside = if g < groups.len() && k > rows_before {
+            (k - rows_before) as f64 * groups[g].1 as f64 / groups[g].0 as f64
+        } else {
+            0.0
+        };
+        let tp = conversions_before as f64 + inside;
+        let fp = k as f64 - tp;
+        gains.push((share(k as f64, n as f64), share(tp, positives)));
+        roc.push((share(fp, negatives), share(tp, positives)));
+    }
+    (gains, roc)
+}
+
 /// The bin (1-based, 1 = best) of the row at 0-based position `position` of `n` when cut into
 /// `bins` near-equal groups, computed as kds does with `np.linspace(1, bins+1, n, False, dtype=int)`.
 pub fn bin_of_position(position: usize, n: usize, bins: usize) -> usize {
@@ -190,6 +228,68 @@ pub struct DecileRow {
     pub lift: Option<f64>,
     /// Rows sharing their score with rows of another decile.
     pub tied_across_boundary: usize,
+}
+
+/// How far a model's scores are from the rates they predict, by decile of held-out rows: the
+/// basis on which `select` states expected conversions from scores, or declines to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Rows the calibration was measured on, and their conversion rate.
+    pub rows: usize,
+    pub base_rate: f64,
+    /// Per decile (1 = highest scores): people, mean score, observed conversion rate.
+    pub deciles: Vec<CalibrationBin>,
+    /// The expected calibration error: the people-weighted mean over deciles of
+    /// |mean score - observed rate|.
+    pub error: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationBin {
+    pub people: usize,
+    pub mean_score: f64,
+    pub rate: f64,
+}
+
+impl Calibration {
+    /// From a decile table (its `resp_rate` in percent). None without rows.
+    pub fn of_deciles(deciles: &[DecileRow]) -> Option<Calibration> {
+        let rows: usize = deciles.iter().map(|d| d.cnt_cust).sum();
+        if rows == 0 {
+            return None;
+        }
+        let bins: Vec<CalibrationBin> = deciles
+            .iter()
+            .map(|d| CalibrationBin {
+                people: d.cnt_cust,
+                mean_score: d.prob_avg,
+                rate: d.resp_rate / 100.0,
+            })
+            .collect();
+        let conversions: f64 = bins.iter().map(|b| b.rate * b.people as f64).sum();
+        let error = bins
+            .iter()
+            .map(|b| b.people as f64 * (b.mean_score - b.rate).abs())
+            .sum::<f64>()
+            / rows as f64;
+        Some(Calibration {
+            rows,
+            base_rate: conversions / rows as f64,
+            deciles: bins,
+            error,
+        })
+    }
+
+    /// The largest calibration error at which scores are summed into expected conversions: one
+    /// percentage point, or a quarter of the base rate where that is larger (a rare outcome
+    /// cannot be measured to a point on a few thousand rows).
+    pub fn tolerance(&self) -> f64 {
+        f64::max(0.01, 0.25 * self.base_rate)
+    }
+
+    pub fn within_tolerance(&self) -> bool {
+        self.error <= self.tolerance()
+    }
 }
 
 /// The decile table of kds' `decile_table` (unrounded) for the model's ranking, with groups of
@@ -772,6 +872,53 @@ mod tests {
         // Big enough: judged.
         let judged = run((100..160).collect());
         assert_eq!(judged.verdict, Verdict::ModelBetter);
+    }
+
+    #[test]
+    fn calibration_by_hand() {
+        // Ten rows in two tied groups of five (deciles of one row each): scores 0.8 and 0.2;
+        // the first group converts 4 of 5, the second 1 of 5: perfectly calibrated.
+        let scores = [0.8, 0.8, 0.8, 0.8, 0.8, 0.2, 0.2, 0.2, 0.2, 0.2];
+        let labels = [1, 1, 0, 1, 1, 0, 0, 1, 0, 0];
+        let ranking = Ranking::new(&scores, &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        let c = Calibration::of_deciles(&decile_table(&ranking, &labels)).unwrap();
+        assert_eq!(c.rows, 10);
+        assert!((c.base_rate - 0.5).abs() < 1e-12);
+        assert!(c.error < 1e-12, "{}", c.error);
+        assert_eq!(c.tolerance(), 0.125);
+        // Distinct scores, the outcome the reverse of them: badly calibrated.
+        let scores: Vec<f64> = (0..10).map(|i| 0.9 - 0.05 * i as f64).collect();
+        let labels = [0, 0, 0, 0, 0, 1, 1, 1, 1, 1];
+        let ranking = Ranking::new(&scores, &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        let c = Calibration::of_deciles(&decile_table(&ranking, &labels)).unwrap();
+        // One row per decile: the error is the mean of |score - outcome|.
+        let by_hand: f64 = scores
+            .iter()
+            .zip(labels)
+            .map(|(s, y)| (s - f64::from(y)).abs())
+            .sum::<f64>()
+            / 10.0;
+        assert!((c.error - by_hand).abs() < 1e-12);
+        assert!(!c.within_tolerance());
+    }
+
+    #[test]
+    fn curves_by_hand() {
+        // Rows in order; rows 0 and 2 of 4 convert.
+        let labels = [1, 0, 1, 0];
+        let (gains, roc) = curves(&in_row_order(4), &labels, 4);
+        assert_eq!(
+            gains,
+            [(0.0, 0.0), (0.25, 0.5), (0.5, 0.5), (0.75, 1.0), (1.0, 1.0)]
+        );
+        assert_eq!(
+            roc,
+            [(0.0, 0.0), (0.0, 0.5), (0.5, 0.5), (0.5, 1.0), (1.0, 1.0)]
+        );
+        // One tied group of four: the curves are the diagonal, pro rata.
+        let tied = Ranking::new(&[0.5; 4], &[0, 1, 2, 3]);
+        let (gains, _) = curves(&tied, &labels, 2);
+        assert_eq!(gains, [(0.0, 0.0), (0.5, 0.5), (1.0, 1.0)]);
     }
 
     #[test]

@@ -9,6 +9,8 @@ use comfy_table::{
 };
 use serde::{Deserialize, Serialize};
 
+mod html;
+
 use crate::metrics::{DecileRow, RuleComparison, Verdict, count_text};
 use crate::split::PartRanges;
 
@@ -31,10 +33,29 @@ pub struct CompareReport {
     pub model: ModelSummary,
     pub rules: Vec<RuleReport>,
     pub deciles: Vec<DecileRow>,
+    /// The model's cumulative gains and ROC curves, for charts.
+    pub curves: Curves,
     /// What may make the figures wrong (rows the model trained on, a feature that looks like the
     /// outcome): shown first in every format.
     pub warnings: Vec<String>,
     pub notes: Vec<String>,
+}
+
+/// A point of a curve.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    pub x: f64,
+    pub y: f64,
+}
+
+/// The model's curves over the evaluation rows, at evenly spaced audience sizes (expected
+/// counts where a size falls among equal scores).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Curves {
+    /// Cumulative gains: x = share of E targeted, y = share of E's conversions in it.
+    pub gains: Vec<CurvePoint>,
+    /// ROC: x = false positive rate, y = true positive rate of the model's top audiences.
+    pub roc: Vec<CurvePoint>,
 }
 
 /// Where rules ran: the base they would run against in production.
@@ -103,6 +124,7 @@ pub enum ReportFormat {
     Json,
     Csv,
     Markdown,
+    Html,
 }
 
 impl RuleReport {
@@ -122,6 +144,7 @@ impl CompareReport {
             ReportFormat::Json => self.to_json(),
             ReportFormat::Csv => self.to_csv(),
             ReportFormat::Markdown => self.to_markdown(),
+            ReportFormat::Html => html::render(self),
         }
     }
 
@@ -243,7 +266,7 @@ impl CompareReport {
     }
 
     /// The lines every format starts with: what was evaluated, where rules ran, the model.
-    fn summary_lines(&self) -> Vec<String> {
+    pub(crate) fn summary_lines(&self) -> Vec<String> {
         let m = &self.model;
         let e = &self.evaluation;
         let whence = match (e.source.as_str(), e.in_sample) {
@@ -292,7 +315,7 @@ impl CompareReport {
     }
 
     /// Every sentence worth reading after the tables: the rules' own, then the report's.
-    fn all_notes(&self) -> Vec<String> {
+    pub(crate) fn all_notes(&self) -> Vec<String> {
         self.rules
             .iter()
             .flat_map(RuleReport::named_notes)
