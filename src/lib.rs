@@ -14,6 +14,7 @@ pub mod output;
 pub mod report;
 pub mod rules;
 pub mod sagemaker;
+pub mod select;
 pub mod split;
 pub mod synth;
 

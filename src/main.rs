@@ -11,6 +11,7 @@ Start here:
   audience compare rules/*.sql      # do the rules or the model pick better audiences?
   audience train                    # write the model bundle to model/
   audience score --data candidates.csv --out scores.csv
+  audience select rules/young_professionals.sql --data candidates.csv --output audience.csv
 
 Settings come from ./audience.toml (or --config); every setting is also a flag, and flags win.";
 
@@ -35,9 +36,10 @@ enum Command {
     Score(cli::score::ScoreArgs),
     #[command(about = cli::compare::ABOUT, long_about = cli::compare::LONG_ABOUT, after_help = cli::compare::EXAMPLES)]
     Compare(cli::compare::CompareArgs),
+    #[command(about = cli::select::ABOUT, long_about = cli::select::LONG_ABOUT, after_help = cli::select::EXAMPLES)]
+    Select(cli::select::SelectArgs),
     #[command(about = cli::synth::ABOUT, long_about = cli::synth::LONG_ABOUT, after_help = cli::synth::EXAMPLES)]
     Synth(cli::synth::SynthArgs),
-    #[command(about = cli::container::ABOUT, long_about = cli::container::LONG_ABOUT, after_help = cli::container::EXAMPLES)]
     #[command(about = cli::sagemaker::ABOUT, long_about = cli::sagemaker::LONG_ABOUT, after_help = cli::sagemaker::EXAMPLES)]
     Sagemaker(cli::sagemaker::SagemakerArgs),
     #[command(about = cli::container::ABOUT, long_about = cli::container::LONG_ABOUT, after_help = cli::container::EXAMPLES)]
@@ -78,6 +80,7 @@ fn run() -> ExitCode {
         Command::Train(args) => cli::train::run(args),
         Command::Score(args) => cli::score::run(args),
         Command::Compare(args) => cli::compare::run(args),
+        Command::Select(args) => cli::select::run(args),
         Command::Synth(args) => cli::synth::run(args),
         Command::Sagemaker(args) => cli::sagemaker::run(args),
         Command::Container(args) => cli::container::run(args),

@@ -499,15 +499,8 @@ impl Default for RuleLimits {
     }
 }
 
-/// A session with `table` registered as `name` in `partitions`, planned for `cores` threads,
-/// its operators' memory bounded by `memory_bytes`.
-fn rule_context(
-    table: &Table,
-    name: &str,
-    cores: usize,
-    partitions: Vec<Vec<arrow::array::RecordBatch>>,
-    memory_bytes: usize,
-) -> Result<SessionContext> {
+/// A session planned for `cores` threads, its operators' memory bounded by `memory_bytes`.
+fn limited_session(path: &Path, cores: usize, memory_bytes: usize) -> Result<SessionContext> {
     use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
     use datafusion::execution::runtime_env::RuntimeEnvBuilder;
     // Identifiers are matched as written: analysts copy column names such as `CoffeeHouse`
@@ -520,13 +513,117 @@ fn rule_context(
             DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
         )
         .build_arc()
-        .map_err(|e| Error::data(&table.path, e.to_string()))?;
-    let ctx = SessionContext::new_with_config_rt(config, runtime_env);
+        .map_err(|e| Error::data(path, e.to_string()))?;
+    Ok(SessionContext::new_with_config_rt(config, runtime_env))
+}
+
+/// A session with `table` registered as `name` in `partitions`, planned for `cores` threads,
+/// its operators' memory bounded by `memory_bytes`.
+fn rule_context(
+    table: &Table,
+    name: &str,
+    cores: usize,
+    partitions: Vec<Vec<arrow::array::RecordBatch>>,
+    memory_bytes: usize,
+) -> Result<SessionContext> {
+    let ctx = limited_session(&table.path, cores, memory_bytes)?;
     let mem = MemTable::try_new(table.batch.schema(), partitions)
         .map_err(|e| Error::data(&table.path, e.to_string()))?;
     ctx.register_table(name, Arc::new(mem))
         .map_err(|e| Error::data(&table.path, e.to_string()))?;
     Ok(ctx)
+}
+
+/// Runs `work` (one rule's planning and execution) as its own task, so the time limit is kept
+/// even while one of its operators computes for long without yielding; past it, the task is
+/// aborted (it stops at its next yield; the caller goes on at once).
+fn within_time_limit<T: Send + 'static>(
+    rule: &Rule,
+    limit: std::time::Duration,
+    work: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    runtime().block_on(async {
+        let task = tokio::spawn(work);
+        let abort = task.abort_handle();
+        match tokio::time::timeout(limit, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(rule_error(
+                &rule.file,
+                0,
+                0,
+                format!("the rule's task failed: {join}"),
+            )),
+            Err(_) => {
+                abort.abort();
+                Err(rule_error(
+                    &rule.file,
+                    0,
+                    0,
+                    format!(
+                        "the rule ran for longer than {} s and was stopped (compare.rule_timeout): a join without a condition or a recursive query that never ends are the usual causes",
+                        limit.as_secs_f64()
+                    ),
+                ))
+            }
+        }
+    })
+}
+
+/// Runs `rule` over a table file read as it streams from disk (the candidates of `select`),
+/// under `limits`, and returns the ids it selects (as text, each once, in no set order). The
+/// file is registered as `table` read with `load`, the same types `score` reads it with; `id_column` must
+/// be a column of the file. A rule whose result can depend on the order partitions finish in
+/// runs on one partition, as `RuleRunner` runs it.
+pub fn run_over_file(
+    rule: &Rule,
+    path: &Path,
+    load: &crate::data::LoadOptions,
+    table: &str,
+    id_column: &str,
+    limits: RuleLimits,
+) -> Result<Vec<String>> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let session = |cores: usize| -> Result<SessionContext> {
+        let ctx = limited_session(path, cores, limits.memory_bytes)?;
+        let schema = crate::data::table_schema(&ctx, path, load)?;
+        let schema = if load.na_values.is_empty() {
+            schema
+        } else {
+            crate::data::numbers_as_text(&schema).0
+        };
+        let frame = runtime().block_on(crate::data::open_frame(&ctx, path, load, &schema))?;
+        ctx.register_table(table, frame.into_view())
+            .map_err(|e| Error::data(path, e.to_string()))?;
+        Ok(ctx)
+    };
+    let (ctx, serial) = (session(cores)?, session(1)?);
+    let (owned, id_column, memory_bytes) =
+        (rule.clone(), id_column.to_string(), limits.memory_bytes);
+    let work = async move {
+        let rule = &owned;
+        let mut df = plan_rule(&ctx, rule).await?;
+        if order_sensitive(df.logical_plan()) {
+            df = plan_rule(&serial, rule).await?;
+        }
+        let index = id_position(&df, rule, &id_column)?;
+        let mut stream = df
+            .execute_stream()
+            .await
+            .map_err(|e| execution_error(rule, &e, memory_bytes))?;
+        let mut ids = std::collections::HashSet::new();
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(|e| execution_error(rule, &e, memory_bytes))?;
+            let values =
+                text_array(batch.column(index)).map_err(|e| rule_error(&rule.file, 0, 0, e))?;
+            for id in values.iter().flatten() {
+                if !ids.contains(id) {
+                    ids.insert(id.to_string());
+                }
+            }
+        }
+        Ok::<_, Error>(ids.into_iter().collect::<Vec<String>>())
+    };
+    within_time_limit(rule, limits.timeout, work)
 }
 
 /// Whether a rule's result can depend on the order partitions finish in, anywhere in its plan
@@ -783,9 +880,6 @@ impl RuleRunner {
     /// they come (a result repeating people, as a join may, never piles up in memory), and the
     /// rule is stopped past `limits.timeout`.
     pub fn run(&self, rule: &Rule) -> Result<RuleAudience> {
-        // The rule runs as its own task, so the time limit is kept even while one of its
-        // operators computes for long without yielding; past it, the task is aborted (it stops
-        // at its next yield; the run goes on at once).
         let (ctx, serial) = (self.ctx.clone(), self.serial.clone());
         let (ids, id_column, owned) = (self.ids.clone(), self.id_column.clone(), rule.clone());
         let memory_bytes = self.limits.memory_bytes;
@@ -821,32 +915,7 @@ impl RuleRunner {
             }
             Ok::<_, Error>(selected)
         };
-        let limit = self.limits.timeout;
-        let selected = runtime().block_on(async {
-            let task = tokio::spawn(work);
-            let abort = task.abort_handle();
-            match tokio::time::timeout(limit, task).await {
-                Ok(Ok(result)) => result,
-                Ok(Err(join)) => Err(rule_error(
-                    &rule.file,
-                    0,
-                    0,
-                    format!("the rule's task failed: {join}"),
-                )),
-                Err(_) => {
-                    abort.abort();
-                    Err(rule_error(
-                        &rule.file,
-                        0,
-                        0,
-                        format!(
-                            "the rule ran for longer than {} s and was stopped (compare.rule_timeout): a join without a condition or a recursive query that never ends are the usual causes",
-                            limit.as_secs_f64()
-                        ),
-                    ))
-                }
-            }
-        })?;
+        let selected = within_time_limit(rule, self.limits.timeout, work)?;
         let rows = selected
             .iter()
             .enumerate()

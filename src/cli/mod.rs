@@ -5,6 +5,7 @@ pub mod compare;
 pub mod container;
 pub mod sagemaker;
 pub mod score;
+pub mod select;
 pub mod synth;
 pub mod train;
 

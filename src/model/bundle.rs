@@ -109,6 +109,10 @@ pub struct Manifest {
     /// the data has an id column: `compare --eval` notices rows the model has seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub training_ids: Option<crate::data::IdFingerprint>,
+    /// Mean score against observed rate by decile of the held-out rows (`select` states
+    /// expected conversions only when it is good enough).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<crate::metrics::Calibration>,
     pub input: InputInfo,
 }
 

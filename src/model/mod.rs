@@ -227,6 +227,11 @@ pub fn train_on_split(
 
     let aucs = leakage::single_feature_aucs(&features, &hold_x, &hold_y, Some((&fit_x, &fit_y)));
     let warnings = leakage::leak_notes(&features, &aucs, &importance, "held-out rows");
+    let calibration = {
+        let ties: Vec<u64> = (0..holdout_scores.len() as u64).collect();
+        let ranking = metrics::Ranking::new(&holdout_scores, &ties);
+        metrics::Calibration::of_deciles(&metrics::decile_table(&ranking, &hold_y))
+    };
     let training_ids = (!history.id_generated)
         .then(|| crate::data::IdFingerprint::of(training_rows.iter().map(|&r| history.ids.get(r))));
     let mut notes = Vec::new();
@@ -277,6 +282,7 @@ pub fn train_on_split(
         },
         importance,
         training_ids,
+        calibration,
         input: InputInfo {
             path: history.table.path.display().to_string(),
             sha256: history.sha256.clone(),

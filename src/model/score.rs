@@ -70,6 +70,31 @@ pub enum Keep {
     Top(u64),
     /// The best P percent of rows (rounded up).
     TopPercent(f64),
+    /// The best share S (0 to 1) of rows (rounded up).
+    TopShare(f64),
+}
+
+impl Keep {
+    /// How many of `n` rows are kept: fractions rounded up, where a product meant to be whole
+    /// (0.07 of 100) is not pushed to the next row by its last bit.
+    pub fn count(self, n: u64) -> u64 {
+        let of = |share: f64| {
+            let exact = share * n as f64;
+            let rounded = exact.round();
+            let k = if (exact - rounded).abs() <= 1e-9 * exact.max(1.0) {
+                rounded
+            } else {
+                exact.ceil()
+            };
+            (k.max(0.0) as u64).min(n)
+        };
+        match self {
+            Keep::All => n,
+            Keep::Top(k) => k.min(n),
+            Keep::TopPercent(p) => of(p / 100.0),
+            Keep::TopShare(s) => of(s),
+        }
+    }
 }
 
 /// Options of a file-to-file scoring run.
@@ -105,6 +130,18 @@ pub fn score_file(
     output: &Path,
     options: &ScoreOptions,
     progress: &mut dyn FnMut(u64),
+) -> Result<ScoreSummary> {
+    score_file_observed(bundle, input, output, options, progress, &mut |_, _| {})
+}
+
+/// `score_file`, showing `observe` every row's id and score as it is scored (in input order).
+pub fn score_file_observed(
+    bundle: &ModelBundle,
+    input: &Path,
+    output: &Path,
+    options: &ScoreOptions,
+    progress: &mut dyn FnMut(u64),
+    observe: &mut dyn FnMut(&str, f64),
 ) -> Result<ScoreSummary> {
     output::check_file_output(output, options.force, &output::Inputs::of([input]))?;
     crate::data::check_readable(input)?;
@@ -202,6 +239,7 @@ pub fn score_file(
                         .map_err(|e| Error::io(staging.path(), e.into()))?;
                 }
                 for (&s, id) in batch_scores.iter().zip(&ids) {
+                    observe(id, s);
                     spool
                         .push(s, tie_key(id, options.tie_seed))
                         .map_err(|e| Error::io(dir, e))?;
@@ -217,11 +255,7 @@ pub fn score_file(
     // Ranks: the score at each cut position (percentile and decile starts, the --top limit),
     // found in bounded memory; then each row only needs to know which cuts it lies past.
     let n = spool.len();
-    let limit = match options.keep {
-        Keep::All => n,
-        Keep::Top(k) => k.min(n),
-        Keep::TopPercent(p) => ((p / 100.0 * n as f64).ceil() as u64).min(n),
-    };
+    let limit = options.keep.count(n);
     let percentile_starts = rank::bin_starts(n, 100);
     let decile_starts = rank::bin_starts(n, 10);
     let mut positions = percentile_starts.clone();
@@ -438,5 +472,21 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Keep;
+
+    #[test]
+    fn kept_counts_round_up_but_not_by_a_last_bit() {
+        assert_eq!(Keep::TopShare(0.07).count(100), 7); // 0.07 * 100 = 7.000000000000001
+        assert_eq!(Keep::TopPercent(7.0).count(100), 7);
+        assert_eq!(Keep::TopPercent(10.0).count(45_211), 4_522);
+        assert_eq!(Keep::TopShare(0.5).count(3), 2);
+        assert_eq!(Keep::TopShare(1.0).count(600), 600);
+        assert_eq!(Keep::Top(10_000).count(600), 600);
+        assert_eq!(Keep::All.count(0), 0);
     }
 }
