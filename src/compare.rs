@@ -19,6 +19,7 @@ use crate::model::bundle::{Engine, ModelBundle};
 use crate::model::score::score_batch;
 use crate::model::train::RoundProgress;
 use crate::model::{self, TrainingRun, leakage};
+use crate::output;
 use crate::report::{
     CompareReport, Evaluation, ModelSummary, RuleReport, RuleScope, SCHEMA_VERSION,
 };
@@ -65,10 +66,152 @@ pub enum Event<'a> {
     Bootstrap,
 }
 
-/// The report, and the model trained for it (when one was).
+/// The report, the model trained for it (when one was), and the people behind its figures.
 pub struct Comparison {
     pub report: CompareReport,
     pub training: Option<TrainingRun>,
+    pub people: EvaluationPeople,
+}
+
+/// The evaluation rows E and each rule's people among them: who the rule and the model each
+/// pick, for `compare --audiences`.
+pub struct EvaluationPeople {
+    pub id_column: String,
+    pub ids: Ids,
+    pub scores: Vec<f64>,
+    pub labels: Vec<u8>,
+    /// E's rows best first: score descending, equal scores by the seeded id hash (the order
+    /// `score --top` and `select` choose real people in).
+    pub order: Vec<usize>,
+    /// Per rule (in report order): its name and its people in E, as rows of E, ascending.
+    pub rules: Vec<(String, Vec<usize>)>,
+}
+
+/// Which of the two audiences a person is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Both,
+    RuleOnly,
+    ModelOnly,
+}
+
+impl Part {
+    pub fn label(self) -> &'static str {
+        match self {
+            Part::Both => "both",
+            Part::RuleOnly => "rule_only",
+            Part::ModelOnly => "model_only",
+        }
+    }
+}
+
+/// One person of R ∪ M.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudienceMember {
+    /// The row of E.
+    pub row: usize,
+    pub part: Part,
+    /// 1-based position in the model's ranking of E.
+    pub model_rank: usize,
+}
+
+impl EvaluationPeople {
+    /// R ∪ M for rule `index`, by model rank: M is the first n = |R| people of the ranking, the
+    /// real people behind the report's pro-rata figures when its cut falls among equal scores.
+    pub fn audience(&self, index: usize) -> Vec<AudienceMember> {
+        let rule = &self.rules[index].1;
+        let n = rule.len();
+        let mut rank = vec![0usize; self.order.len()];
+        for (position, &row) in self.order.iter().enumerate() {
+            rank[row] = position + 1;
+        }
+        let mut in_rule = vec![false; self.order.len()];
+        for &row in rule {
+            in_rule[row] = true;
+        }
+        let mut members: Vec<AudienceMember> = self.order[..n]
+            .iter()
+            .map(|&row| AudienceMember {
+                row,
+                part: if in_rule[row] {
+                    Part::Both
+                } else {
+                    Part::ModelOnly
+                },
+                model_rank: rank[row],
+            })
+            .collect();
+        members.extend(
+            rule.iter()
+                .filter(|&&row| rank[row] > n)
+                .map(|&row| AudienceMember {
+                    row,
+                    part: Part::RuleOnly,
+                    model_rank: rank[row],
+                }),
+        );
+        members.sort_by_key(|m| m.model_rank);
+        members
+    }
+
+    /// Writes one CSV per rule into `dir` (created if absent): `<rule>.csv` with the id,
+    /// `part` (both, rule_only, model_only), `in_rule`, `in_model`, `score`, `converted` and
+    /// `model_rank` of every person in R ∪ M. Each file is written atomically; an existing one
+    /// is replaced only with `force`, and never one of `inputs`. Returns the files written.
+    pub fn write(
+        &self,
+        dir: &Path,
+        force: bool,
+        inputs: &output::Inputs,
+    ) -> Result<Vec<std::path::PathBuf>> {
+        if dir.exists() && !dir.is_dir() {
+            return Err(Error::Output {
+                path: dir.to_path_buf(),
+                message: "is not a directory (--audiences takes a directory)".into(),
+            });
+        }
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let paths: Vec<_> = self
+            .rules
+            .iter()
+            .map(|(name, _)| dir.join(format!("{name}.csv")))
+            .collect();
+        for path in &paths {
+            output::check_file_output(path, force, inputs)?;
+        }
+        for (index, path) in paths.iter().enumerate() {
+            let mut text = format!(
+                "{},part,in_rule,in_model,score,converted,model_rank\n",
+                csv_field(&self.id_column)
+            );
+            for m in self.audience(index) {
+                let (in_rule, in_model) = match m.part {
+                    Part::Both => (true, true),
+                    Part::RuleOnly => (true, false),
+                    Part::ModelOnly => (false, true),
+                };
+                text.push_str(&format!(
+                    "{},{},{in_rule},{in_model},{},{},{}\n",
+                    csv_field(self.ids.get(m.row)),
+                    m.part.label(),
+                    self.scores[m.row],
+                    self.labels[m.row],
+                    m.model_rank
+                ));
+            }
+            output::write_atomic(path, text.as_bytes(), force)?;
+        }
+        Ok(paths)
+    }
+}
+
+/// A CSV field, quoted when it must be.
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_string()
+    }
 }
 
 /// The evaluation rows E and what the rules run over.
@@ -113,8 +256,12 @@ pub fn compare(
             eval_labels,
         } => (existing(config, rules, model, eval, eval_labels)?, None),
     };
-    let report = judge(config, rules, eval, events)?;
-    Ok(Comparison { report, training })
+    let (report, people) = judge(config, rules, eval, events)?;
+    Ok(Comparison {
+        report,
+        training,
+        people,
+    })
 }
 
 /// Plans every rule against `history`'s schema: all errors together; a rule reading the label
@@ -403,7 +550,7 @@ fn judge(
     rules: &[Rule],
     eval: EvalSet,
     events: &mut dyn FnMut(Event),
-) -> Result<CompareReport> {
+) -> Result<(CompareReport, EvaluationPeople)> {
     if let Some(bad) = eval.scores.iter().find(|s| !s.is_finite()) {
         return Err(Error::Model {
             path: eval.evaluation.model_dir.clone().unwrap_or_default().into(),
@@ -513,7 +660,19 @@ fn judge(
         ));
     }
     notes.extend(eval.notes);
-    Ok(CompareReport {
+    let people = EvaluationPeople {
+        id_column: eval.id_column.clone(),
+        ids: eval.ids.clone(),
+        scores: eval.scores.clone(),
+        labels: eval.labels.clone(),
+        order: ranking.order().to_vec(),
+        rules: rules
+            .iter()
+            .map(|r| r.name.clone())
+            .zip(audiences)
+            .collect(),
+    };
+    let report = CompareReport {
         schema_version: SCHEMA_VERSION,
         tool: format!("audience {}", env!("CARGO_PKG_VERSION")),
         evaluation: eval.evaluation,
@@ -532,12 +691,71 @@ fn judge(
         curves,
         warnings: eval.warnings,
         notes,
-    })
+    };
+    Ok((report, people))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audiences_by_hand() {
+        // Six people ranked 3, 0, 4, 1, 5, 2; the rule picks 0, 2 and 5: M is the first three
+        // of the ranking (3, 0, 4), so 0 is in both, 3 and 4 model only, 2 and 5 rule only.
+        let table = crate::data::Table {
+            path: "t".into(),
+            batch: arrow::array::RecordBatch::try_from_iter([(
+                "id",
+                std::sync::Arc::new(arrow::array::StringArray::from(vec![
+                    "a", "b", "c", "d", "e", "f",
+                ])) as arrow::array::ArrayRef,
+            )])
+            .unwrap(),
+        };
+        let people = EvaluationPeople {
+            id_column: "id".into(),
+            ids: data::read_ids(&table, "id").unwrap(),
+            scores: vec![0.8, 0.4, 0.1, 0.9, 0.7, 0.3],
+            labels: vec![1, 0, 0, 1, 0, 1],
+            order: vec![3, 0, 4, 1, 5, 2],
+            rules: vec![("r".into(), vec![0, 2, 5])],
+        };
+        let parts: Vec<(usize, Part, usize)> = people
+            .audience(0)
+            .into_iter()
+            .map(|m| (m.row, m.part, m.model_rank))
+            .collect();
+        assert_eq!(
+            parts,
+            [
+                (3, Part::ModelOnly, 1),
+                (0, Part::Both, 2),
+                (4, Part::ModelOnly, 3),
+                (5, Part::RuleOnly, 5),
+                (2, Part::RuleOnly, 6)
+            ]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let written = people
+            .write(dir.path(), false, &output::Inputs::default())
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&written[0]).unwrap(),
+            "id,part,in_rule,in_model,score,converted,model_rank\nd,model_only,false,true,0.9,1,1\na,both,true,true,0.8,1,2\ne,model_only,false,true,0.7,0,3\nf,rule_only,true,false,0.3,1,5\nc,rule_only,true,false,0.1,0,6\n"
+        );
+        // Written once; again only with force.
+        assert!(
+            people
+                .write(dir.path(), false, &output::Inputs::default())
+                .is_err()
+        );
+        assert!(
+            people
+                .write(dir.path(), true, &output::Inputs::default())
+                .is_ok()
+        );
+    }
 
     /// A history file in a temporary folder, with a configuration for it.
     struct Fixture {

@@ -541,3 +541,76 @@ fn scores_that_are_not_probabilities_are_not_summed() {
 }
 
 use predicates::prelude::PredicateBooleanExt;
+
+#[test]
+fn compare_writes_who_each_rule_and_the_model_pick() {
+    let dir = workspace();
+    let d = dir.path();
+    audience(d)
+        .args([
+            "compare",
+            "rules/*.sql",
+            "-q",
+            "--output",
+            "report.json",
+            "--audiences",
+            "aud",
+        ])
+        .assert()
+        .success();
+    let report = common::read_json(&d.join("report.json"));
+    for r in report["rules"].as_array().unwrap() {
+        let name = r["name"].as_str().unwrap();
+        let rows = read_csv(&d.join("aud").join(format!("{name}.csv")));
+        let n = r["size"].as_u64().unwrap() as usize;
+        let count =
+            |f: &dyn Fn(&HashMap<String, String>) -> bool| rows.iter().filter(|r| f(r)).count();
+        assert_eq!(count(&|p| p["in_rule"] == "true"), n, "{name}: |R|");
+        assert_eq!(count(&|p| p["in_model"] == "true"), n, "{name}: |M|");
+        let converted_r = count(&|p| p["in_rule"] == "true" && p["converted"] == "1");
+        assert_eq!(
+            converted_r as u64,
+            r["rule_conversions"].as_u64().unwrap(),
+            "{name}"
+        );
+        // The model's people are its ranks 1..n; with no tie at the cut, exactly the report's M.
+        assert!(
+            rows.iter()
+                .all(|p| (p["in_model"] == "true")
+                    == (p["model_rank"].parse::<usize>().unwrap() <= n))
+        );
+        if r["tied_at_cut"] == 0 {
+            let both = count(&|p| p["part"] == "both");
+            assert_eq!(
+                both as f64,
+                r["overlap"]["both"].as_f64().unwrap(),
+                "{name}"
+            );
+            let converted_m = count(&|p| p["in_model"] == "true" && p["converted"] == "1");
+            assert_eq!(
+                converted_m as f64,
+                r["model_conversions"].as_f64().unwrap(),
+                "{name}"
+            );
+        }
+        for p in &rows {
+            let expected = match (p["in_rule"].as_str(), p["in_model"].as_str()) {
+                ("true", "true") => "both",
+                ("true", "false") => "rule_only",
+                _ => "model_only",
+            };
+            assert_eq!(p["part"], expected);
+        }
+    }
+    // A second run would replace them: refused before any training, the files untouched.
+    let before = std::fs::read(d.join("aud/fresh_contacts.csv")).unwrap();
+    audience(d)
+        .args(["compare", "rules/*.sql", "-q", "--audiences", "aud"])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("aud/cash_rich_no_debt.csv: already exists"));
+    assert_eq!(
+        std::fs::read(d.join("aud/fresh_contacts.csv")).unwrap(),
+        before
+    );
+}

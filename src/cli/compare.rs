@@ -41,6 +41,7 @@ Examples:
   audience compare rules/*.sql --format json --output report.json
   audience compare rules/*.sql --format markdown --output report.md --force
   audience compare rules/*.sql --output report.html  # one page to share: charts, no network
+  audience compare rules/*.sql --audiences audiences/ # who each rule and the model pick
   audience compare --model model/ --eval new_campaign.csv rules/*.sql";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -81,7 +82,13 @@ pub struct CompareArgs {
     #[arg(long, short, value_name = "PATH")]
     pub output: Option<PathBuf>,
 
-    /// Replace an existing output file
+    /// Also write, per rule, who the rule and the model pick on the evaluation rows:
+    /// DIR/<rule>.csv with id, part (both, rule_only, model_only), in_rule, in_model, score,
+    /// converted and model_rank
+    #[arg(long, value_name = "DIR")]
+    pub audiences: Option<PathBuf>,
+
+    /// Replace an existing output file (and audience files)
     #[arg(long)]
     pub force: bool,
 
@@ -105,22 +112,32 @@ pub fn run(args: CompareArgs) -> Result<()> {
     };
     // Every rule is read and checked before any data is touched.
     let files = expand_rule_paths(&args.rules)?;
+    let mut inputs = super::config_inputs(&args.config, &config);
+    for p in files
+        .iter()
+        .chain(&args.model)
+        .chain(&args.eval)
+        .chain(&args.eval_labels)
+    {
+        inputs.add(p);
+    }
     if let Some(path) = &args.output {
-        let mut inputs = super::config_inputs(&args.config, &config);
-        for p in files
-            .iter()
-            .chain(&args.model)
-            .chain(&args.eval)
-            .chain(&args.eval_labels)
-        {
-            inputs.add(p);
-        }
         output::check_file_output(path, args.force, &inputs)?;
     }
     let rules = files
         .iter()
         .map(|f| load_rule(f, &config.data.table))
         .collect::<audience::Result<Vec<_>>>()?;
+    // Audience files that would be refused are refused now, not after training.
+    if let Some(dir) = &args.audiences {
+        for rule in &rules {
+            output::check_file_output(
+                &dir.join(format!("{}.csv", rule.name)),
+                args.force,
+                &inputs,
+            )?;
+        }
+    }
     let source = match (&args.model, &args.eval) {
         (Some(model), Some(eval)) => EvaluationSource::Existing {
             model,
@@ -171,6 +188,16 @@ pub fn run(args: CompareArgs) -> Result<()> {
         }
     })?;
     training.finish();
+    if let Some(dir) = &args.audiences {
+        let written = comparison.people.write(dir, args.force, &inputs)?;
+        if !args.quiet {
+            eprintln!(
+                "Audiences of {} rule(s) written to {}",
+                written.len(),
+                dir.display()
+            );
+        }
+    }
     let report = comparison.report;
     let format = match format {
         FormatArg::Table => ReportFormat::Table,
