@@ -12,7 +12,7 @@ use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr, Ident, Query, Select, SetExpr, SetOperator, SetQuantifier, Spanned,
-    Statement, TableFactor, Values, Visit, VisitMut, Visitor, VisitorMut,
+    Statement, TableFactor, Value, Values, Visit, VisitMut, Visitor, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -503,8 +503,8 @@ impl Default for RuleLimits {
 fn limited_session(path: &Path, cores: usize, memory_bytes: usize) -> Result<SessionContext> {
     use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
     use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-    // Identifiers are matched as written: analysts copy column names such as `CoffeeHouse`
-    // from their file's header, and folding them to lower case would make them unknown.
+    // Identifiers are not folded to lower case, which would make `CoffeeHouse` unknown; column
+    // names a rule writes in another case are resolved before planning (`ColumnCase`).
     let mut config = datafusion::prelude::SessionConfig::new().with_target_partitions(cores);
     config.options_mut().sql_parser.enable_ident_normalization = false;
     let runtime_env = RuntimeEnvBuilder::new()
@@ -658,13 +658,161 @@ fn read_only() -> SQLOptions {
         .with_allow_statements(false)
 }
 
+/// The schema of the one table a rule session holds.
+async fn registered_schema(ctx: &SessionContext) -> Option<SchemaRef> {
+    let options = ctx.state().config().options().catalog.clone();
+    let names = ctx
+        .catalog(&options.default_catalog)?
+        .schema(&options.default_schema)?
+        .table_names();
+    let name = names.first()?;
+    ctx.table_provider(name.as_str())
+        .await
+        .ok()
+        .map(|t| t.schema())
+}
+
+/// Rewrites column names to the table's spelling: a name that matches a column exactly stays;
+/// else the one column it matches ignoring case, as DuckDB, Snowflake and BigQuery resolve
+/// them (`bouncerates` finds `BounceRates`); several such columns is an error naming them.
+struct ColumnCase<'a> {
+    columns: &'a [String],
+}
+
+impl VisitorMut for ColumnCase<'_> {
+    type Break = (u64, u64, String);
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Self::Break> {
+        let ident = match expr {
+            Expr::Identifier(ident) => ident,
+            Expr::CompoundIdentifier(parts) => match parts.last_mut() {
+                Some(last) => last,
+                None => return ControlFlow::Continue(()),
+            },
+            _ => return ControlFlow::Continue(()),
+        };
+        if self.columns.contains(&ident.value) {
+            return ControlFlow::Continue(());
+        }
+        let folded = ident.value.to_lowercase();
+        let matches: Vec<&String> = self
+            .columns
+            .iter()
+            .filter(|c| c.to_lowercase() == folded)
+            .collect();
+        match matches.as_slice() {
+            [] => ControlFlow::Continue(()),
+            [one] => {
+                ident.value = (*one).clone();
+                ControlFlow::Continue(())
+            }
+            several => ControlFlow::Break((
+                ident.span.start.line,
+                ident.span.start.column,
+                format!(
+                    "{:?} matches several columns when case is ignored: {}; write the one meant exactly, in double quotes",
+                    ident.value,
+                    several
+                        .iter()
+                        .map(|c| format!("\"{c}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        }
+    }
+}
+
+/// A true/false column compared with text (`Weekend = 'TRUE'`): DataFusion refuses to compare
+/// a Boolean with a string, with a message that names neither the column nor the fix.
+struct BooleanText<'a> {
+    booleans: &'a [String],
+}
+
+impl Visitor for BooleanText<'_> {
+    type Break = (u64, u64, String);
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<Self::Break> {
+        let column = |e: &Expr| match e {
+            Expr::Identifier(i) => Some(i.clone()),
+            Expr::CompoundIdentifier(parts) => parts.last().cloned(),
+            _ => None,
+        };
+        let text = |e: &Expr| match e {
+            Expr::Value(v) => match &v.value {
+                Value::SingleQuotedString(t) => Some(t.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Expr::BinaryOp { left, op, right } = expr
+            && matches!(op, BinaryOperator::Eq | BinaryOperator::NotEq)
+        {
+            let pair = match (column(left), text(right), column(right), text(left)) {
+                (Some(c), Some(t), _, _) | (_, _, Some(c), Some(t)) => Some((c, t)),
+                _ => None,
+            };
+            if let Some((c, t)) = pair
+                && self.booleans.contains(&c.value)
+            {
+                let literal = match t.to_ascii_lowercase().as_str() {
+                    "true" | "yes" | "y" | "1" | "t" => "TRUE",
+                    _ => "FALSE",
+                };
+                return ControlFlow::Break((
+                    c.span.start.line,
+                    c.span.start.column,
+                    format!(
+                        "{} is a true/false column, and '{t}' is text: write {} {op} {literal} (no quotes)",
+                        c.value, c.value
+                    ),
+                ));
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The statement DataFusion plans for `rule` over `schema`: column names resolved ignoring
+/// case where they must be, text compared with a true/false column refused with the fix.
+fn resolved_statement(rule: &Rule, schema: &SchemaRef) -> Result<Statement> {
+    let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let mut statement = rule.statement.clone();
+    if let ControlFlow::Break((line, column, message)) =
+        VisitMut::visit(&mut statement, &mut ColumnCase { columns: &columns })
+    {
+        return Err(rule_error(&rule.file, line, column, message));
+    }
+    let booleans: Vec<String> = schema
+        .fields()
+        .iter()
+        .filter(|f| f.data_type() == &arrow::datatypes::DataType::Boolean)
+        .map(|f| f.name().clone())
+        .collect();
+    if !booleans.is_empty()
+        && let ControlFlow::Break((line, column, message)) = Visit::visit(
+            &statement,
+            &mut BooleanText {
+                booleans: &booleans,
+            },
+        )
+    {
+        return Err(rule_error(&rule.file, line, column, message));
+    }
+    Ok(statement)
+}
+
 /// Plans `rule`'s checked statement on `ctx` (read-only, deterministic), with planning errors
 /// located at the offending identifier.
 async fn plan_rule(ctx: &SessionContext, rule: &Rule) -> Result<DataFrame> {
     use datafusion::sql::parser::Statement as DfStatement;
+    let statement = match registered_schema(ctx).await {
+        Some(schema) => resolved_statement(rule, &schema)?,
+        None => rule.statement.clone(),
+    };
     let plan = ctx
         .state()
-        .statement_to_plan(DfStatement::Statement(Box::new(rule.statement.clone())))
+        .statement_to_plan(DfStatement::Statement(Box::new(statement)))
         .await
         .map_err(|e| planning_error(rule, &e))?;
     read_only()
@@ -959,18 +1107,39 @@ fn planning_error(rule: &Rule, e: &datafusion::error::DataFusionError) -> Error 
     {
         let (line, column) = locate_word(&rule.sql, field.name()).unwrap_or((0, 0));
         let columns: Vec<&str> = valid_fields.iter().map(|c| c.name()).collect();
+        let hint = if double_quoted(&rule.sql, field.name()) {
+            format!(
+                "; to compare with the text {0}, write it in single quotes: '{0}' (double quotes name a column)",
+                field.name()
+            )
+        } else {
+            crate::data::did_you_mean(field.name(), &columns)
+        };
         return rule_error(
             &rule.file,
             line,
             column,
             format!(
-                "no column named {:?}; the columns are: {}",
+                "no column named {:?}{hint}; the columns are: {}",
                 field.name(),
                 columns.join(", ")
             ),
         );
     }
     rule_error(&rule.file, 0, 0, datafusion_message(e))
+}
+
+/// Whether `name` appears in `sql` as a double-quoted identifier (`"May"`: MySQL's habit for
+/// text, a column name in standard SQL).
+fn double_quoted(sql: &str, name: &str) -> bool {
+    let dialect = GenericDialect {};
+    Tokenizer::new(&dialect, sql)
+        .tokenize()
+        .is_ok_and(|tokens| {
+            tokens.iter().any(
+                |t| matches!(t, Token::Word(w) if w.quote_style == Some('"') && w.value == name),
+            )
+        })
 }
 
 /// The line and column of the first identifier token equal to `name` (case-insensitive).
@@ -1199,6 +1368,69 @@ mod tests {
         for _ in 0..20 {
             assert_eq!(many.run(&rule).unwrap(), one);
         }
+    }
+
+    /// A schema as an analyst's file has it: CamelCase, a boolean, two names equal but for case.
+    fn camel_planner() -> RulePlanner {
+        use arrow::datatypes::{DataType, Field, Schema};
+        let schema = Schema::new(vec![
+            Field::new("SessionId", DataType::Utf8, false),
+            Field::new("BounceRates", DataType::Float64, true),
+            Field::new("Weekend", DataType::Boolean, true),
+            Field::new("Month", DataType::Utf8, true),
+            Field::new("score", DataType::Float64, true),
+            Field::new("Score", DataType::Float64, true),
+        ]);
+        RulePlanner::new(Arc::new(schema), "history", "SessionId").unwrap()
+    }
+
+    fn plan_error(planner: &RulePlanner, sql: &str) -> String {
+        let rule = Rule::new("r", Path::new("r.sql"), sql, "history").unwrap();
+        planner.columns_read(&rule).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn column_names_match_ignoring_case_when_unambiguous() {
+        let planner = camel_planner();
+        let reads = |sql: &str| {
+            planner
+                .columns_read(&Rule::new("r", Path::new("r.sql"), sql, "history").unwrap())
+                .unwrap()
+        };
+        assert_eq!(
+            reads("SELECT sessionid FROM history WHERE bouncerates < 0.1"),
+            ["BounceRates"]
+        );
+        assert_eq!(
+            reads("SELECT h.SESSIONID FROM history h WHERE h.\"bounceRATES\" < 0.1"),
+            ["BounceRates"]
+        );
+        // An exact match wins over the case-insensitive one.
+        assert_eq!(reads("SELECT * FROM history WHERE score > 1"), ["score"]);
+        assert_eq!(reads("SELECT * FROM history WHERE Score > 1"), ["Score"]);
+        let e = plan_error(&planner, "SELECT * FROM history\nWHERE SCORE > 1");
+        assert!(e.starts_with("r.sql:2:7:"), "{e}");
+        assert!(e.contains("\"score\", \"Score\""), "{e}");
+    }
+
+    #[test]
+    fn common_mistakes_get_a_located_hint() {
+        let planner = camel_planner();
+        let e = plan_error(&planner, "SELECT * FROM history WHERE Weekend = 'TRUE'");
+        assert!(e.starts_with("r.sql:1:29:"), "{e}");
+        assert!(e.contains("write Weekend = TRUE (no quotes)"), "{e}");
+        let e = plan_error(&planner, "SELECT * FROM history WHERE 'no' <> weekend");
+        assert!(e.contains("write Weekend <> FALSE"), "{e}");
+        let e = plan_error(&planner, "SELECT *\nFROM history\nWHERE Month = \"May\"");
+        assert!(e.starts_with("r.sql:3:15:"), "{e}");
+        assert!(e.contains("write it in single quotes: 'May'"), "{e}");
+        let e = plan_error(&planner, "SELECT * FROM history WHERE BounceRate > 0");
+        assert!(e.contains("(did you mean \"BounceRates\"?)"), "{e}");
+        assert_eq!(
+            crate::data::nearest_names("mnth", &["Month", "Weekend"]),
+            ["Month"]
+        );
+        assert!(crate::data::nearest_names("zzzzzz", &["Month", "Weekend"]).is_empty());
     }
 
     #[test]

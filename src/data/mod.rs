@@ -85,7 +85,8 @@ impl Table {
             Error::data(
                 &self.path,
                 format!(
-                    "no {role} column {name:?}; the columns are: {}",
+                    "no {role} column {name:?}{}; the columns are: {}",
+                    did_you_mean(name, &have),
                     have.join(", ")
                 ),
             )
@@ -167,6 +168,35 @@ impl Format {
             }
             _ => Format::Csv,
         }
+    }
+}
+
+/// The columns nearest to a misspelt `name`: within an edit distance of a third of its length
+/// (at least 1, at most 3), ignoring case; the nearest first, at most three.
+pub fn nearest_names<'a>(name: &str, columns: &[&'a str]) -> Vec<&'a str> {
+    let folded = name.to_lowercase();
+    let limit = (folded.chars().count() / 3).clamp(1, 3);
+    let mut near: Vec<(usize, &str)> = columns
+        .iter()
+        .map(|c| (strsim::levenshtein(&folded, &c.to_lowercase()), *c))
+        .filter(|&(d, _)| d <= limit)
+        .collect();
+    near.sort();
+    near.into_iter().take(3).map(|(_, c)| c).collect()
+}
+
+/// " (did you mean X?)" for a column name not found, when some column is near it.
+pub fn did_you_mean(name: &str, columns: &[&str]) -> String {
+    match nearest_names(name, columns).as_slice() {
+        [] => String::new(),
+        names => format!(
+            " (did you mean {}?)",
+            names
+                .iter()
+                .map(|n| format!("{n:?}"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        ),
     }
 }
 
@@ -546,8 +576,10 @@ impl CsvLayout {
     }
 }
 
-/// A regular expression matching exactly the given texts (their regex syntax escaped), for
-/// DataFusion's CSV reader to read them as nulls; None for none.
+/// A regular expression matching exactly the given texts (their regex syntax escaped) and the
+/// empty field, for DataFusion's CSV reader to read them as nulls; None for none. (A null
+/// pattern replaces the reader's own rule that an empty field is null: without the empty
+/// alternative, one empty age among numbers made the column text.)
 fn na_regex(na_values: &[String]) -> Option<String> {
     if na_values.is_empty() {
         return None;
@@ -566,7 +598,7 @@ fn na_regex(na_values: &[String]) -> Option<String> {
                 .collect()
         })
         .collect();
-    Some(format!("^(?:{})$", escaped.join("|")))
+    Some(format!("^(?:{}|)$", escaped.join("|")))
 }
 
 /// The candidate (`,` `;` tab `|`) seen most often outside quotes in the header line.

@@ -52,9 +52,13 @@ fn check_trainable(history: &History, config: &Config) -> Result<()> {
     let schema = history.table.batch.schema();
     for name in config.data.exclude.iter().chain(&config.data.categorical) {
         if schema.column_with_name(name).is_none() {
+            let have: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
             return Err(Error::data(
                 path,
-                format!("the configuration names column {name:?}, which the file does not have"),
+                format!(
+                    "the configuration names column {name:?}, which the file does not have{}",
+                    crate::data::did_you_mean(name, &have)
+                ),
             ));
         }
     }
