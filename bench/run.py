@@ -26,6 +26,7 @@ p.add_argument("--trees", type=int, default=500)
 p.add_argument("--big-rows", type=int, default=51_000_000, help="rows of the large file (about 5 GB at 51M); 0 skips (e)")
 p.add_argument("--repeats", type=int, default=3, help="best-of repeats for tree evaluation")
 p.add_argument("--evaluate-bin", help="a built bench/evaluate.rs (default: cargo bench --bench evaluate)")
+p.add_argument("--select", type=int, default=1, help="0 skips (g), select on the rules table")
 p.add_argument("--rules-bin", help="a built bench/rules.rs (default: cargo bench --bench rules); 'skip' skips (d)")
 args = p.parse_args()
 os.makedirs(args.work, exist_ok=True)
@@ -132,6 +133,22 @@ if args.big_rows > 0:
                              "seconds": b_ours[0], "peak_rss_mb": b_ours[1]}
     os.remove(W("s_big.csv"))
 
+# (g) select: the model's audience of a rule's size on the large candidates table, beside
+# `score --top n` on the same file (the same people, by construction and checked here).
+if args.rules_bin != "skip" and args.select:
+    log("(g) select on the rules table")
+    rule = os.path.join(here, "rules", "loyal_push.sql")
+    sel = measure([A, "select", rule, "--model", model, "--data", rules_table, "--output", W("sel.csv"), "--force", "-q"])
+    n = sum(1 for _ in open(W("sel.csv"))) - 1
+    top = measure([A, "score", "--model", model, "--data", rules_table, "--out", W("top.csv"), "--top", str(n), "--force", "-q"])
+    ids = lambda f: set(line.split(",", 1)[0] for line in list(open(f))[1:])
+    same = ids(W("sel.csv")) == ids(W("top.csv"))
+    results["select"] = {"rows": args.rules_rows, "audience_size": n, "same_people_as_score_top": same,
+                         "select": {"seconds": sel[0], "peak_rss_mb": sel[1]},
+                         "score_top": {"seconds": top[0], "peak_rss_mb": top[1]}}
+    for f in ("sel.csv", "top.csv"):
+        os.remove(W(f))
+
 os.makedirs(os.path.join(here, "results"), exist_ok=True)
 with open(os.path.join(here, "results", "latest.json"), "w") as f:
     json.dump(results, f, indent=2)
@@ -159,3 +176,7 @@ if g:
     print(f"(e) scoring a {g['bytes'] / 1e9:.1f} GB CSV ({g['rows']} rows): {g['seconds']:.1f} s, peak RSS {g['peak_rss_mb']:.0f} MB "
           f"(1M rows: {s['audience']['peak_rss_mb']:.0f} MB)")
 print(f"evaluation max |audience - LightGBM| = {e['max_abs_diff']:.3g}")
+x = results.get("select")
+if x:
+    print(f"(g) select ({x['audience_size']} of {x['rows']} candidates): {x['select']['seconds']:.1f} s, peak RSS {x['select']['peak_rss_mb']:.0f} MB; "
+          f"score --top {x['audience_size']}: {x['score_top']['seconds']:.1f} s, {x['score_top']['peak_rss_mb']:.0f} MB; same people: {x['same_people_as_score_top']}")

@@ -21,6 +21,30 @@ pub struct Config {
     pub split: SplitConfig,
     pub model: ModelConfig,
     pub compare: CompareConfig,
+    /// Where the settings came from: the file read, or the folder whose ancestors were
+    /// searched in vain (for messages).
+    #[serde(skip)]
+    pub origin: ConfigOrigin,
+}
+
+/// Where a configuration came from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum ConfigOrigin {
+    /// Read from this file.
+    File(PathBuf),
+    /// No audience.toml in this folder or any above it.
+    NotFound(PathBuf),
+    /// Built in code (tests, the container).
+    #[default]
+    Defaults,
+}
+
+/// The audience.toml in `start` or the nearest folder above it, as cargo finds Cargo.toml.
+pub fn find_config(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .map(|dir| dir.join(DEFAULT_CONFIG_FILE))
+        .find(|candidate| candidate.is_file())
 }
 
 /// Limits on running each rule.
@@ -172,7 +196,8 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let mut config: Config = toml::from_str(&text)
-            .map_err(|e| Error::Config(format!("{}: {}", path.display(), one_line(&e))))?;
+            .map_err(|e| Error::Config(format!("{}:{}", path.display(), located(&text, &e))))?;
+        config.origin = ConfigOrigin::File(path.to_path_buf());
         let base = path.parent().unwrap_or(Path::new(""));
         config.data.path = config.data.path.map(|p| resolve(base, p));
         config.data.labels_path = config.data.labels_path.map(|p| resolve(base, p));
@@ -243,7 +268,17 @@ impl Config {
     /// The history file, or a clear error when none is configured.
     pub fn data_path(&self) -> Result<&Path> {
         self.data.path.as_deref().ok_or_else(|| {
-            Error::Config("no data file: set data.path in audience.toml or pass --data".into())
+            Error::Config(match &self.origin {
+                ConfigOrigin::File(file) => format!(
+                    "no data file: set data.path in {} or pass --data",
+                    file.display()
+                ),
+                ConfigOrigin::NotFound(dir) => format!(
+                    "no data file: no audience.toml in {} or any folder above it; pass --data, or start one with `audience init DATA`",
+                    dir.display()
+                ),
+                ConfigOrigin::Defaults => "no data file: pass --data".into(),
+            })
         })
     }
 }
@@ -277,12 +312,18 @@ fn resolve(base: &Path, path: PathBuf) -> PathBuf {
     }
 }
 
-fn one_line(e: &toml::de::Error) -> String {
-    let mut msg = e.message().to_string();
-    if let Some(span) = e.span() {
-        msg = format!("byte {}: {msg}", span.start);
+/// A TOML error as `line:column: message` (1-based, columns in characters), or ` message`.
+fn located(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("{line}:{column}: {message}")
+        }
+        None => format!(" {message}"),
     }
-    msg
 }
 
 #[cfg(test)]

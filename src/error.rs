@@ -67,6 +67,31 @@ fn many_lines(errors: &[Error]) -> String {
 }
 
 impl Error {
+    /// Whether the error is in what the user gave (configuration, data, rules, a model file, an
+    /// output that may not be replaced), as opposed to a failure of the machine or a service.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            Error::Config(_)
+            | Error::Data { .. }
+            | Error::Rule { .. }
+            | Error::Model { .. }
+            | Error::Output { .. }
+            | Error::DataFusion { .. } => true,
+            Error::Many(errors) => errors.iter().all(Error::is_bad_input),
+            // A path that is not there or may not be read was given by the user; a disk that
+            // fills up or fails was not.
+            Error::Io { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::PermissionDenied
+                    | std::io::ErrorKind::IsADirectory
+                    | std::io::ErrorKind::NotADirectory
+                    | std::io::ErrorKind::InvalidData
+            ),
+            Error::LightGbm(_) | Error::Stopped(_) | Error::Aws(_) => false,
+        }
+    }
+
     /// One error as itself, several as `Many`, none as None.
     pub fn all(mut errors: Vec<Error>) -> Option<Error> {
         match errors.len() {

@@ -7,6 +7,7 @@
 pub mod compare;
 pub mod config;
 pub mod data;
+pub mod describe;
 pub mod error;
 pub mod metrics;
 pub mod model;

@@ -4,13 +4,13 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
 Start here:
   audience compare rules/*.sql      # do the rules or the model pick better audiences?
   audience train                    # write the model bundle to model/
-  audience score --data candidates.csv --out scores.csv
+  audience score --data candidates.csv --output scores.csv
   audience select rules/young_professionals.sql --data candidates.csv --output audience.csv
 
 Settings come from ./audience.toml (or --config); every setting is also a flag, and flags win.";
@@ -38,12 +38,20 @@ enum Command {
     Compare(cli::compare::CompareArgs),
     #[command(about = cli::select::ABOUT, long_about = cli::select::LONG_ABOUT, after_help = cli::select::EXAMPLES)]
     Select(cli::select::SelectArgs),
+    #[command(about = cli::columns::ABOUT, long_about = cli::columns::LONG_ABOUT, after_help = cli::columns::EXAMPLES)]
+    Columns(cli::columns::ColumnsArgs),
+    #[command(about = cli::init::ABOUT, long_about = cli::init::LONG_ABOUT, after_help = cli::init::EXAMPLES)]
+    Init(cli::init::InitArgs),
     #[command(about = cli::synth::ABOUT, long_about = cli::synth::LONG_ABOUT, after_help = cli::synth::EXAMPLES)]
     Synth(cli::synth::SynthArgs),
     #[command(about = cli::sagemaker::ABOUT, long_about = cli::sagemaker::LONG_ABOUT, after_help = cli::sagemaker::EXAMPLES)]
     Sagemaker(cli::sagemaker::SagemakerArgs),
     #[command(about = cli::container::ABOUT, long_about = cli::container::LONG_ABOUT, after_help = cli::container::EXAMPLES)]
     Container(cli::container::ContainerArgs),
+    #[command(about = cli::completions::COMPLETIONS_ABOUT, after_help = cli::completions::COMPLETIONS_EXAMPLES)]
+    Completions(cli::completions::CompletionsArgs),
+    #[command(about = cli::completions::MAN_ABOUT, after_help = cli::completions::MAN_EXAMPLES)]
+    Man(cli::completions::ManArgs),
 }
 
 /// The command runs on a thread with this stack: SQL rules are checked, planned and optimised by
@@ -81,9 +89,13 @@ fn run() -> ExitCode {
         Command::Score(args) => cli::score::run(args),
         Command::Compare(args) => cli::compare::run(args),
         Command::Select(args) => cli::select::run(args),
+        Command::Columns(args) => cli::columns::run(args),
+        Command::Init(args) => cli::init::run(args),
         Command::Synth(args) => cli::synth::run(args),
         Command::Sagemaker(args) => cli::sagemaker::run(args),
         Command::Container(args) => cli::container::run(args),
+        Command::Completions(args) => cli::completions::completions(args, Cli::command()),
+        Command::Man(args) => cli::completions::man(args, Cli::command()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -92,8 +104,30 @@ fn run() -> ExitCode {
         Err(error) if closed_stdout(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {}", one_line(&error));
-            ExitCode::FAILURE
+            ExitCode::from(exit_code(&error))
         }
+    }
+}
+
+/// Exit codes: 0 done; 2 the input was refused (a usage error, as clap exits, or a setting,
+/// table, rule, model file or output the user gave); 1 anything else (the system, LightGBM,
+/// AWS).
+fn exit_code(error: &anyhow::Error) -> u8 {
+    if let Some(e) = error
+        .chain()
+        .find_map(|c| c.downcast_ref::<audience::Error>())
+    {
+        return if e.is_bad_input() { 2 } else { 1 };
+    }
+    // The command line's own checks (`--share must be in (0, 1]`) are usage errors; an
+    // operating-system error that reached here unwrapped is not.
+    if error
+        .chain()
+        .any(|c| c.downcast_ref::<std::io::Error>().is_some())
+    {
+        1
+    } else {
+        2
     }
 }
 

@@ -608,7 +608,9 @@ fn compare_writes_who_each_rule_and_the_model_pick() {
         .args(["compare", "rules/*.sql", "-q", "--audiences", "aud"])
         .assert()
         .failure()
-        .stderr(predicates::str::contains("aud/cash_rich_no_debt.csv: already exists"));
+        .stderr(predicates::str::contains(
+            "aud/cash_rich_no_debt.csv: already exists",
+        ));
     assert_eq!(
         std::fs::read(d.join("aud/fresh_contacts.csv")).unwrap(),
         before

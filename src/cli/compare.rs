@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 
 use audience::compare::{self, EvaluationSource, Event};
+use audience::model::bundle::ModelBundle;
 use audience::output;
 use audience::report::ReportFormat;
 use audience::rules::{expand_rule_paths, load_rule};
@@ -63,7 +64,7 @@ pub struct CompareArgs {
     pub config: ConfigArgs,
 
     /// Judge this existing model bundle (or bare LightGBM model.txt) instead of training one (needs --eval)
-    #[arg(long, value_name = "DIR", requires = "eval")]
+    #[arg(long, short, value_name = "DIR", requires = "eval")]
     pub model: Option<PathBuf>,
 
     /// Evaluation table for --model: all of its rows are E
@@ -78,9 +79,14 @@ pub struct CompareArgs {
     #[arg(long, short, value_enum)]
     pub format: Option<FormatArg>,
 
-    /// Write the report to this file instead of standard output
+    /// Write the report to this file instead of standard output, in the format its extension
+    /// says (.json, .csv, .md, .html; `-` is the terminal table); repeatable
     #[arg(long, short, value_name = "PATH")]
-    pub output: Option<PathBuf>,
+    pub output: Vec<PathBuf>,
+
+    /// Keep the model compare trains as a bundle in this directory (as `train --output` writes)
+    #[arg(long, value_name = "DIR")]
+    pub save_model: Option<PathBuf>,
 
     /// Also write, per rule, who the rule and the model pick on the evaluation rows:
     /// DIR/<rule>.csv with id, part (both, rule_only, model_only), in_rule, in_model, score,
@@ -92,24 +98,67 @@ pub struct CompareArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// Colour in the terminal table: auto (on a terminal, unless NO_COLOR is set), always, never
+    #[arg(long, value_enum, default_value_t = ColorArg::Auto, value_name = "WHEN")]
+    pub color: ColorArg,
+
     /// No progress on stderr
     #[arg(long, short)]
     pub quiet: bool,
 }
 
+/// The format an output's extension names (the table for any other).
+fn format_of(path: &std::path::Path) -> FormatArg {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("json") => FormatArg::Json,
+        Some("csv") => FormatArg::Csv,
+        Some("md") | Some("markdown") => FormatArg::Markdown,
+        Some("html") | Some("htm") => FormatArg::Html,
+        _ => FormatArg::Table,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorArg {
+    Auto,
+    Always,
+    Never,
+}
+
 pub fn run(args: CompareArgs) -> Result<()> {
     let config = args.config.resolve()?;
-    let format = match (args.format, &args.output) {
-        (Some(f), _) => f,
-        (None, Some(path)) => match path.extension().and_then(|e| e.to_str()) {
-            Some("json") => FormatArg::Json,
-            Some("csv") => FormatArg::Csv,
-            Some("md") | Some("markdown") => FormatArg::Markdown,
-            Some("html") | Some("htm") => FormatArg::Html,
-            _ => FormatArg::Table,
-        },
-        (None, None) => FormatArg::Table,
+    // Each output's format from its extension (`-` is standard output: the table); --format
+    // sets it when there is one output, or none.
+    if args.format.is_some() && args.output.len() > 1 {
+        bail!(
+            "--format names one format, but {} outputs were given: their extensions choose each one's",
+            args.output.len()
+        );
+    }
+    let outputs: Vec<(Option<PathBuf>, FormatArg)> = if args.output.is_empty() {
+        vec![(None, args.format.unwrap_or(FormatArg::Table))]
+    } else {
+        args.output
+            .iter()
+            .map(|path| {
+                let stdout = path.as_os_str() == "-";
+                let format = args.format.unwrap_or(if stdout {
+                    FormatArg::Table
+                } else {
+                    format_of(path)
+                });
+                (if stdout { None } else { Some(path.clone()) }, format)
+            })
+            .collect()
     };
+    if outputs.iter().filter(|(p, _)| p.is_none()).count() > 1 {
+        bail!("standard output (-) is given more than once");
+    }
     // Every rule is read and checked before any data is touched.
     let files = expand_rule_paths(&args.rules)?;
     let mut inputs = super::config_inputs(&args.config, &config);
@@ -121,8 +170,18 @@ pub fn run(args: CompareArgs) -> Result<()> {
     {
         inputs.add(p);
     }
-    if let Some(path) = &args.output {
+    let mut seen = std::collections::BTreeSet::new();
+    for path in outputs.iter().filter_map(|(p, _)| p.as_ref()) {
+        if !seen.insert(path.clone()) {
+            bail!("{}: given as --output twice", path.display());
+        }
         output::check_file_output(path, args.force, &inputs)?;
+    }
+    if let Some(dir) = &args.save_model {
+        if args.model.is_some() {
+            bail!("--save-model keeps the model compare trains; with --model there is none");
+        }
+        output::check_bundle_output(dir, args.force, &inputs)?;
     }
     let rules = files
         .iter()
@@ -198,24 +257,36 @@ pub fn run(args: CompareArgs) -> Result<()> {
             );
         }
     }
-    let report = comparison.report;
-    let format = match format {
-        FormatArg::Table => ReportFormat::Table,
-        FormatArg::Json => ReportFormat::Json,
-        FormatArg::Csv => ReportFormat::Csv,
-        FormatArg::Markdown => ReportFormat::Markdown,
-        FormatArg::Html => ReportFormat::Html,
-    };
-    let color = args.output.is_none() && use_color();
-    let text = report.render(format, color, terminal_width());
-    match &args.output {
-        Some(path) => {
-            output::write_atomic(path, text.as_bytes(), args.force)?;
-            if !args.quiet {
-                eprintln!("Report written to {}", path.display());
-            }
+    if let (Some(dir), Some(training)) = (&args.save_model, &comparison.training) {
+        ModelBundle::write(dir, &training.manifest, &training.model_text, args.force)?;
+        if !args.quiet {
+            eprintln!("Model bundle written to {}", dir.display());
         }
-        None => std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())?,
+    }
+    let report = comparison.report;
+    for (path, format) in &outputs {
+        let format = match format {
+            FormatArg::Table => ReportFormat::Table,
+            FormatArg::Json => ReportFormat::Json,
+            FormatArg::Csv => ReportFormat::Csv,
+            FormatArg::Markdown => ReportFormat::Markdown,
+            FormatArg::Html => ReportFormat::Html,
+        };
+        let color = match args.color {
+            ColorArg::Always => true,
+            ColorArg::Never => false,
+            ColorArg::Auto => path.is_none() && use_color(),
+        };
+        let text = report.render(format, color, terminal_width());
+        match path {
+            Some(path) => {
+                output::write_atomic(path, text.as_bytes(), args.force)?;
+                if !args.quiet {
+                    eprintln!("Report written to {}", path.display());
+                }
+            }
+            None => std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())?,
+        }
     }
     Ok(())
 }

@@ -1,8 +1,11 @@
 //! One module per subcommand, each holding its help text and its run function; this module holds
 //! what they share: the configuration flags and progress display.
 
+pub mod columns;
 pub mod compare;
+pub mod completions;
 pub mod container;
+pub mod init;
 pub mod sagemaker;
 pub mod score;
 pub mod select;
@@ -15,18 +18,31 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use audience::config::{Config, DEFAULT_CONFIG_FILE, SplitMethod};
+use audience::config::{Config, ConfigOrigin, SplitMethod, find_config};
 use audience::data::{self, History, HistorySource};
+
+/// The audience.toml of the current folder or the nearest above it (as cargo finds Cargo.toml),
+/// or the defaults, remembering where it looked.
+pub fn found_config() -> Result<Config> {
+    let here = std::env::current_dir().context("cannot read the current folder")?;
+    Ok(match find_config(&here) {
+        Some(path) => Config::load(&path)?,
+        None => Config {
+            origin: ConfigOrigin::NotFound(here),
+            ..Config::default()
+        },
+    })
+}
 
 /// Flags that override `audience.toml` (flags win).
 #[derive(Debug, Clone, Args, Default)]
 pub struct ConfigArgs {
-    /// Configuration file [default: ./audience.toml when present]
+    /// Configuration file [default: audience.toml in this folder or the nearest above it]
     #[arg(long, short = 'c', value_name = "PATH", global = true)]
     pub config: Option<PathBuf>,
 
     /// Promotion history, CSV or Parquet (data.path)
-    #[arg(long, value_name = "PATH", help_heading = "Data")]
+    #[arg(long, short = 'd', value_name = "PATH", help_heading = "Data")]
     pub data: Option<PathBuf>,
     /// Labels in a separate file, same row order (data.labels_path)
     #[arg(long, value_name = "PATH", help_heading = "Data")]
@@ -99,10 +115,7 @@ impl ConfigArgs {
                 }
                 Config::load(path)?
             }
-            None if PathBuf::from(DEFAULT_CONFIG_FILE).exists() => {
-                Config::load(&PathBuf::from(DEFAULT_CONFIG_FILE))?
-            }
-            None => Config::default(),
+            None => found_config()?,
         };
         let d = &mut config.data;
         if let Some(v) = &self.data {
@@ -180,9 +193,13 @@ impl ConfigArgs {
 /// labels): no output may be one of them.
 pub fn config_inputs(args: &ConfigArgs, config: &Config) -> audience::output::Inputs {
     let mut inputs = audience::output::Inputs::default();
-    match &args.config {
-        Some(path) => inputs.add(path),
-        None => inputs.add(std::path::Path::new(DEFAULT_CONFIG_FILE)),
+    match &config.origin {
+        ConfigOrigin::File(path) => inputs.add(path),
+        _ => {
+            if let Some(path) = &args.config {
+                inputs.add(path)
+            }
+        }
     }
     for path in [&config.data.path, &config.data.labels_path]
         .into_iter()

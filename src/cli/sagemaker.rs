@@ -41,15 +41,15 @@ instance roles); --endpoint-url (or AWS_ENDPOINT_URL) targets a compatible endpo
 
 pub const EXAMPLES: &str = "\
 Examples:
-  audience sagemaker train --backend local --out model/
-  audience sagemaker transform --backend local --model model/ --data candidates.csv --out scores.csv
+  audience sagemaker train --backend local --output model/
+  audience sagemaker transform --backend local --model model/ --data candidates.csv --output scores.csv
   audience sagemaker train --image 123456789012.dkr.ecr.eu-west-1.amazonaws.com/audience:1 \\
-      --role arn:aws:iam::123456789012:role/SageMaker --s3 s3://my-bucket/audience --out model/
+      --role arn:aws:iam::123456789012:role/SageMaker --s3 s3://my-bucket/audience --output model/
   audience sagemaker train ... --instance-count 2        # data-parallel LightGBM over 2 hosts
   audience sagemaker train ... --no-wait                 # print the job name and return
   audience sagemaker status audience-train-20261125-183631
   audience sagemaker transform --image ... --role ... --s3 s3://my-bucket/audience \\
-      --model model/ --data candidates.csv --out scores.csv";
+      --model model/ --data candidates.csv --output scores.csv";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Backend {
@@ -161,7 +161,13 @@ pub struct TrainJobArgs {
     #[arg(long)]
     pub no_wait: bool,
     /// Model bundle directory to write
-    #[arg(long, short, value_name = "DIR", default_value = "model")]
+    #[arg(
+        long = "output",
+        short = 'o',
+        visible_alias = "out",
+        value_name = "DIR",
+        default_value = "model"
+    )]
     pub out: PathBuf,
     /// Replace an existing bundle
     #[arg(long)]
@@ -184,7 +190,12 @@ pub struct TransformJobArgs {
     #[arg(long, value_name = "CHAR")]
     pub delimiter: Option<String>,
     /// Output: one CSV of id,score lines in input order
-    #[arg(long, short, value_name = "PATH")]
+    #[arg(
+        long = "output",
+        short = 'o',
+        visible_alias = "out",
+        value_name = "PATH"
+    )]
     pub out: PathBuf,
     /// Job name [default: audience-score-<UTC date>-<time>]
     #[arg(long, value_name = "NAME")]

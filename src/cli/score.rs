@@ -38,11 +38,11 @@ trees); --engine walk walks the node arrays instead (no compile step, for small 
 
 pub const EXAMPLES: &str = "\
 Examples:
-  audience score --model model/ --data candidates.csv --out scores.csv
-  audience score --model model/ --data candidates.parquet --out scores.parquet --keep email
-  audience score --model model/ --data candidates.csv --out best.csv --top 5000
-  audience score --model model/ --data candidates.csv --out best.csv --top-percent 10
-  audience score --model python_model.txt --id customer_id --data candidates.csv --out scores.csv";
+  audience score --model model/ --data candidates.csv --output scores.csv
+  audience score --model model/ --data candidates.parquet --output scores.parquet --keep email
+  audience score --model model/ --data candidates.csv --output best.csv --top 5000
+  audience score --model model/ --data candidates.csv --output best.csv --top-percent 10
+  audience score --model python_model.txt --id customer_id --data candidates.csv --output scores.csv";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum EngineArg {
@@ -73,7 +73,12 @@ pub struct ScoreArgs {
     pub data: PathBuf,
 
     /// Output file; .parquet writes Parquet, anything else CSV
-    #[arg(long, short, value_name = "PATH")]
+    #[arg(
+        long = "output",
+        short = 'o',
+        visible_alias = "out",
+        value_name = "PATH"
+    )]
     pub out: PathBuf,
 
     /// Input column to copy to the output; repeatable

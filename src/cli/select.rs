@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::Args;
 
-use audience::config::{Config, DEFAULT_CONFIG_FILE, delimiter_byte};
+use audience::config::{Config, delimiter_byte};
 use audience::model::bundle::{Engine, ModelBundle};
 use audience::output::Inputs;
 use audience::rules::load_rule;
@@ -77,7 +77,7 @@ pub struct SelectArgs {
     #[arg(long, value_name = "PATH")]
     pub report: Option<PathBuf>,
 
-    /// Configuration file, for data.table and the rule limits [default: ./audience.toml when present]
+    /// Configuration file, for data.table and the rule limits [default: audience.toml in this folder or the nearest above it]
     #[arg(long, short, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
@@ -107,16 +107,15 @@ pub struct SelectArgs {
 }
 
 pub fn run(args: SelectArgs) -> Result<()> {
-    let config_path = args
-        .config
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE));
     let config = match &args.config {
         Some(path) if !path.exists() => bail!("{}: configuration file not found", path.display()),
-        _ if config_path.exists() => Config::load(&config_path)?,
-        _ => Config::default(),
+        Some(path) => Config::load(path)?,
+        None => super::found_config()?,
     };
-    let mut inputs = Inputs::of([config_path.as_path()]);
+    let mut inputs = Inputs::default();
+    if let audience::config::ConfigOrigin::File(path) = &config.origin {
+        inputs.add(path);
+    }
     let rule = match &args.rule {
         Some(path) => {
             inputs.add(path);

@@ -17,8 +17,8 @@ every machine. CSV, or Parquet for a .parquet output.";
 
 pub const EXAMPLES: &str = "\
 Examples:
-  audience synth --rows 1000000 --out synth_1m.csv
-  audience synth --rows 10000000 --seed 7 --out synth_10m.parquet
+  audience synth --rows 1000000 --output synth_1m.csv
+  audience synth --rows 10000000 --seed 7 --output synth_10m.parquet
   audience compare --data synth_1m.csv --label converted --id customer_id rules.sql";
 
 #[derive(Debug, Args)]
@@ -32,7 +32,12 @@ pub struct SynthArgs {
     pub seed: u64,
 
     /// Output file: .parquet writes Parquet, anything else CSV
-    #[arg(long, short, value_name = "PATH")]
+    #[arg(
+        long = "output",
+        short = 'o',
+        visible_alias = "out",
+        value_name = "PATH"
+    )]
     pub out: PathBuf,
 
     /// Replace an existing output file

@@ -28,7 +28,7 @@ audience-model.json (features, category vocabularies, parameters, metrics, input
 pub const EXAMPLES: &str = "\
 Examples:
   audience train                                   # audience.toml in this directory
-  audience train --out model/ --force              # replace an existing bundle
+  audience train --output model/ --force              # replace an existing bundle
   audience train --data history.csv --label converted --exclude call_seconds
   audience train --num-rounds 500 --param min_data_in_leaf=50 --param feature_fraction=0.8
   audience train --split-out split.csv             # write which rows trained and which were held out";
@@ -39,7 +39,13 @@ pub struct TrainArgs {
     pub config: ConfigArgs,
 
     /// Model bundle directory to write
-    #[arg(long, short, value_name = "DIR", default_value = "model")]
+    #[arg(
+        long = "output",
+        short = 'o',
+        visible_alias = "out",
+        value_name = "DIR",
+        default_value = "model"
+    )]
     pub out: PathBuf,
 
     /// Replace an existing bundle (a directory holding only a bundle's two files), or --split-out file

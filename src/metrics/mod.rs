@@ -393,6 +393,19 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// The verdict as machines read it, the same in JSON and CSV: `model_better`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Verdict::ModelBetter => "model_better",
+            Verdict::RuleBetter => "rule_better",
+            Verdict::NoSignificantDifference => "no_significant_difference",
+            Verdict::TooSmall => "too_small",
+            Verdict::Identical => "identical",
+            Verdict::NotComparable => "not_comparable",
+        }
+    }
+
+    /// The verdict as people read it (tables, Markdown, HTML): `model better`.
     pub fn label(self) -> &'static str {
         match self {
             Verdict::ModelBetter => "model better",
@@ -872,6 +885,20 @@ mod tests {
         // Big enough: judged.
         let judged = run((100..160).collect());
         assert_eq!(judged.verdict, Verdict::ModelBetter);
+    }
+
+    #[test]
+    fn verdict_codes_are_the_json_values() {
+        for v in [
+            Verdict::ModelBetter,
+            Verdict::RuleBetter,
+            Verdict::NoSignificantDifference,
+            Verdict::TooSmall,
+            Verdict::Identical,
+            Verdict::NotComparable,
+        ] {
+            assert_eq!(serde_json::to_value(v).unwrap(), v.code());
+        }
     }
 
     #[test]

@@ -242,7 +242,7 @@ impl CompareReport {
                 opt(c.rate_diff),
                 opt(c.rate_diff_ci.map(|c| c.0)),
                 opt(c.rate_diff_ci.map(|c| c.1)),
-                c.verdict.label().to_string(),
+                c.verdict.code().to_string(),
                 opt(c.rule_auc),
                 opt(c.rule_tpr),
                 opt(c.rule_fpr),
