@@ -55,7 +55,7 @@ fn a_fifo_as_data_is_refused_instead_of_hanging() {
         let mut command = Command::new(audience_bin());
         command.current_dir(dir).args(&args);
         let out = ends_within(command, Duration::from_secs(20));
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             stderr.contains("pipe.csv: is not a regular file"),
@@ -164,7 +164,7 @@ fn generated_rules_of_thousands_of_terms_run_and_overdeep_ones_are_refused() {
         "deep",
         &format!("SELECT row_id\nFROM history\nWHERE {sum} > 100"),
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("rules/deep.sql:3:7: the expression here is nested more than 256 deep"),
@@ -194,7 +194,7 @@ fn endless_and_greedy_rules_are_stopped() {
         ),
     ] {
         let out = compare_rule(dir, name, sql);
-        assert_eq!(out.status.code(), Some(1), "{name}");
+        assert_eq!(out.status.code(), Some(2), "{name}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             stderr.contains(&format!("rules/{name}.sql: ")) && stderr.contains(needle),
@@ -225,7 +225,7 @@ fn rules_that_change_from_run_to_run_are_refused() {
         ),
     ] {
         let out = compare_rule(dir, name, sql);
-        assert_eq!(out.status.code(), Some(1), "{name}");
+        assert_eq!(out.status.code(), Some(2), "{name}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(needle), "{name}: {stderr}");
         assert!(

@@ -184,7 +184,7 @@ fn edited_models_score_as_the_original_or_are_refused_cleanly() {
             let (code, stderr) = score(dir, &model, engine)
                 .err()
                 .unwrap_or_else(|| panic!("{name} ({engine}) scored"));
-            assert_eq!(code, 1, "{name} ({engine}): {stderr}");
+            assert_eq!(code, 2, "{name} ({engine}): {stderr}");
             assert!(
                 stderr.starts_with("error: ") && stderr.contains(&format!("{name}/model.txt")),
                 "{name} ({engine}): {stderr}"
@@ -218,7 +218,7 @@ fn a_model_that_is_a_device_or_a_fifo_is_refused_without_reading_it() {
     assert!(made.success());
     for model in ["zero", "fifo.txt"] {
         let (code, stderr) = score(dir, model, "native").unwrap_err();
-        assert_eq!(code, 1);
+        assert_eq!(code, 2);
         assert!(
             stderr.contains("is not a regular file"),
             "{model}: {stderr}"
