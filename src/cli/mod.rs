@@ -233,10 +233,13 @@ impl Progress {
                 Some(n) => indicatif::ProgressBar::new(n),
                 None => indicatif::ProgressBar::new_spinner(),
             };
+            // The bar takes what the terminal's width leaves (indicatif reads it at each draw);
+            // the message is cut to fit rather than wrapped. No ETA: the first rounds and the
+            // first batches are slower than the rest, and an early estimate misleads.
             let template = if length.is_some() {
-                "{prefix} [{bar:30}] {pos}/{len} {msg} (ETA {eta})"
+                "{prefix} [{wide_bar}] {pos}/{len} {wide_msg}"
             } else {
-                "{prefix} {spinner} {human_pos} rows {msg} ({per_sec})"
+                "{prefix} {spinner} {human_pos} {wide_msg}"
             };
             bar.set_style(
                 indicatif::ProgressStyle::with_template(template)
@@ -244,6 +247,8 @@ impl Progress {
                     .progress_chars("=> "),
             );
             bar.set_prefix(what.to_string());
+            // A spinner that moves while a long step gives no news.
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
             bar
         });
         Progress {
@@ -306,8 +311,16 @@ pub fn use_color() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-/// The terminal's width, or 100 columns.
+/// The width to lay the report out in: the terminal's own when standard output is one, else
+/// `COLUMNS`, else 100 columns.
 pub fn terminal_width() -> u16 {
+    let stdout = std::io::stdout();
+    if stdout.is_terminal()
+        && let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size_of(&stdout)
+        && w > 0
+    {
+        return w;
+    }
     std::env::var("COLUMNS")
         .ok()
         .and_then(|c| c.parse().ok())

@@ -326,7 +326,7 @@ impl CompareReport {
     pub fn to_terminal(&self, color: bool, width: u16) -> String {
         let mut out = String::new();
         for w in &self.warnings {
-            let line = format!("WARNING: {w}");
+            let line = wrap(&format!("WARNING: {w}"), width);
             if color {
                 out.push_str(&format!("\x1b[1;31m{line}\x1b[0m\n"));
             } else {
@@ -339,17 +339,21 @@ impl CompareReport {
         }
         out.push_str("Rules against the model's audience of the same size\n");
         for line in self.summary_lines() {
-            out.push_str(&line);
+            out.push_str(&wrap(&line, width));
             out.push('\n');
         }
         out.push('\n');
+        // Below 100 columns the wide cells stack (size over share, difference over interval)
+        // and the details split in two tables, so an 80-column terminal shows every number
+        // whole; numbers never wrap (their columns take their content's width), names may.
+        let narrow = width < WIDE;
         let mut table = new_table(width, color);
         let header = [
             "Rule",
             "People",
             "Rule\nrate",
             "Model\nrate",
-            "Rate diff., points\n(95% interval)",
+            "Difference\n(95% interval)",
             "Verdict",
         ];
         table.set_header(
@@ -370,63 +374,96 @@ impl CompareReport {
             } else {
                 verdict
             };
+            let (people, diff) = if narrow {
+                (
+                    format!("{}\n{}", c.size, pct1(Some(c.share))),
+                    diff_stacked(c.rate_diff, c.rate_diff_ci),
+                )
+            } else {
+                (
+                    format!("{} ({})", c.size, pct1(Some(c.share))),
+                    diff_with_ci_short(c.rate_diff, c.rate_diff_ci),
+                )
+            };
             table.add_row(vec![
                 Cell::new(&r.name),
-                right(format!("{} ({})", c.size, pct1(Some(c.share)))),
+                right(people),
                 right(pct1(c.rule_rate)),
                 right(pct1(c.model_rate)),
-                right(diff_with_ci_short(c.rate_diff, c.rate_diff_ci)),
+                right(diff),
                 verdict,
             ]);
         }
-        keep_whole(&mut table, &[0, 1, 4, 5]);
+        keep_whole(&mut table, &[1, 2, 3, 4, 5]);
         out.push_str(&table.to_string());
         out.push_str("\n\n");
-        let mut details = new_table(width, false);
-        details.set_header(
-            [
-                "Rule",
-                "Share of\nbase",
-                "Rule\nconv.",
-                "Model\nconv.",
-                "Extra\nconv.",
-                "Rule\nlift",
-                "Model\nlift",
-                "Overlap",
-                "Rule\nAUC",
-                "Model\nreach*",
-            ]
+        let details_header = [
+            "Rule",
+            "Share of\nbase",
+            "Rule\nconv.",
+            "Model\nconv.",
+            "Extra\nconv.",
+            "Rule\nlift",
+            "Model\nlift",
+            "Overlap",
+            "Rule\nAUC",
+            "Model\nreach*",
+        ];
+        let details_rows: Vec<Vec<Cell>> = self
+            .rules
             .iter()
-            .map(|h| Cell::new(h).add_attribute(Attribute::Bold)),
-        );
-        for r in &self.rules {
-            let c = &r.comparison;
-            details.add_row(vec![
-                Cell::new(&r.name),
-                right(pct1(Some(r.base_share))),
-                right(c.rule_conversions.to_string()),
-                right(count_text(c.model_conversions)),
-                right(signed_count(c.extra_conversions)),
-                right(times(c.rule_lift)),
-                right(times(c.model_lift)),
-                right(count_text(c.overlap.both)),
-                right(opt_fmt(c.rule_auc, |v| format!("{v:.3}"))),
-                right(
-                    c.model_reach_at_rule_rate
-                        .map_or("n/a".into(), |v| v.to_string()),
-                ),
-            ]);
+            .map(|r| {
+                let c = &r.comparison;
+                vec![
+                    Cell::new(&r.name),
+                    right(pct1(Some(r.base_share))),
+                    right(c.rule_conversions.to_string()),
+                    right(count_text(c.model_conversions)),
+                    right(signed_count(c.extra_conversions)),
+                    right(times(c.rule_lift)),
+                    right(times(c.model_lift)),
+                    right(count_text(c.overlap.both)),
+                    right(opt_fmt(c.rule_auc, |v| format!("{v:.3}"))),
+                    right(
+                        c.model_reach_at_rule_rate
+                            .map_or("n/a".into(), |v| v.to_string()),
+                    ),
+                ]
+            })
+            .collect();
+        let parts: Vec<Vec<usize>> = if narrow {
+            vec![vec![0, 1, 2, 3, 4], vec![0, 5, 6, 7, 8, 9]]
+        } else {
+            vec![(0..details_header.len()).collect()]
+        };
+        for (i, columns) in parts.iter().enumerate() {
+            if i > 0 {
+                out.push_str("\n\n");
+            }
+            let mut details = new_table(width, false);
+            details.set_header(
+                columns
+                    .iter()
+                    .map(|&c| Cell::new(details_header[c]).add_attribute(Attribute::Bold)),
+            );
+            for row in &details_rows {
+                details.add_row(columns.iter().map(|&c| row[c].clone()));
+            }
+            keep_whole(&mut details, &(1..columns.len()).collect::<Vec<_>>());
+            out.push_str(&details.to_string());
         }
-        keep_whole(&mut details, &[0]);
-        out.push_str(&details.to_string());
-        out.push_str(
-            "\n* Model reach: how many people the model can pick at the rule's conversion rate or better.\n",
-        );
+        out.push('\n');
+        out.push_str(&wrap(
+            "* Model reach: how many people the model can pick at the rule's conversion rate or better.",
+            width,
+        ));
+        out.push('\n');
         let notes = self.all_notes();
         if !notes.is_empty() {
             out.push('\n');
             for n in notes {
-                out.push_str(&format!("Note: {n}\n"));
+                out.push_str(&wrap(&format!("Note: {n}"), width));
+                out.push('\n');
             }
         }
         if !self.deciles.is_empty() {
@@ -439,7 +476,7 @@ impl CompareReport {
                     "People",
                     "Conv.",
                     "Rate",
-                    "Cum. conv.",
+                    "Cum.\nconv.",
                     "Gain",
                     "KS",
                     "Lift",
@@ -463,6 +500,7 @@ impl CompareReport {
                         .set_alignment(CellAlignment::Right),
                 ]);
             }
+            keep_whole(&mut deciles, &(0..9).collect::<Vec<_>>());
             out.push_str(&deciles.to_string());
             out.push('\n');
         }
@@ -587,6 +625,46 @@ fn short_verdict(v: Verdict) -> &'static str {
         Verdict::TooSmall => "too small",
         Verdict::Identical => "identical",
         other => other.label(),
+    }
+}
+
+/// `text` broken at spaces into lines of at most `width` characters (a longer word stays whole),
+/// continuation lines indented by two.
+fn wrap(text: &str, width: u16) -> String {
+    let width = usize::from(width.max(20));
+    let mut out = String::new();
+    let mut line_len = 0;
+    for word in text.split(' ') {
+        let len = word.chars().count();
+        if line_len > 0 && line_len + 1 + len > width {
+            out.push_str("\n  ");
+            line_len = 2;
+        } else if line_len > 0 {
+            out.push(' ');
+            line_len += 1;
+        }
+        out.push_str(word);
+        line_len += len;
+    }
+    out
+}
+
+/// Below this width the terminal table stacks and splits its columns (see `to_terminal`).
+pub const WIDE: u16 = 100;
+
+/// A rate difference over its interval, two lines, for narrow terminals.
+fn diff_stacked(diff: Option<f64>, ci: Option<(f64, f64)>) -> String {
+    match (diff, ci) {
+        (Some(d), Some((lo, hi))) => {
+            format!(
+                "{:+.1}\n({:+.1}, {:+.1})",
+                d * 100.0,
+                lo * 100.0,
+                hi * 100.0
+            )
+        }
+        (Some(d), None) => format!("{:+.1}", d * 100.0),
+        _ => "n/a".into(),
     }
 }
 
