@@ -569,6 +569,29 @@ fn within_time_limit<T: Send + 'static>(
     })
 }
 
+/// Plans `rule` on `ctx` (on `serial`, one partition, when its result could depend on the order
+/// partitions finish in) and starts it: its result stream and the position of the id column.
+/// The plan's schema says whether the result names the id column, before it runs and whether
+/// or not it returns rows.
+async fn execute_rule(
+    ctx: &SessionContext,
+    serial: &SessionContext,
+    rule: &Rule,
+    id_column: &str,
+    memory_bytes: usize,
+) -> Result<(datafusion::physical_plan::SendableRecordBatchStream, usize)> {
+    let mut df = plan_rule(ctx, rule).await?;
+    if order_sensitive(df.logical_plan()) {
+        df = plan_rule(serial, rule).await?;
+    }
+    let index = id_position(&df, rule, id_column)?;
+    let stream = df
+        .execute_stream()
+        .await
+        .map_err(|e| execution_error(rule, &e, memory_bytes))?;
+    Ok((stream, index))
+}
+
 /// Runs `rule` over a table file read as it streams from disk (the candidates of `select`),
 /// under `limits`, and returns the ids it selects (as text, each once, in no set order). The
 /// file is registered as `table` read with `load`, the same types `score` reads it with; `id_column` must
@@ -601,15 +624,8 @@ pub fn run_over_file(
         (rule.clone(), id_column.to_string(), limits.memory_bytes);
     let work = async move {
         let rule = &owned;
-        let mut df = plan_rule(&ctx, rule).await?;
-        if order_sensitive(df.logical_plan()) {
-            df = plan_rule(&serial, rule).await?;
-        }
-        let index = id_position(&df, rule, &id_column)?;
-        let mut stream = df
-            .execute_stream()
-            .await
-            .map_err(|e| execution_error(rule, &e, memory_bytes))?;
+        let (mut stream, index) =
+            execute_rule(&ctx, &serial, rule, &id_column, memory_bytes).await?;
         let mut ids = std::collections::HashSet::new();
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(|e| execution_error(rule, &e, memory_bytes))?;
@@ -1033,17 +1049,8 @@ impl RuleRunner {
         let memory_bytes = self.limits.memory_bytes;
         let work = async move {
             let rule = &owned;
-            let mut df = plan_rule(&ctx, rule).await?;
-            if order_sensitive(df.logical_plan()) {
-                df = plan_rule(&serial, rule).await?;
-            }
-            // The plan's schema says whether the result names the id column, before it runs
-            // and whether or not it returns rows.
-            let index = id_position(&df, rule, &id_column)?;
-            let mut stream = df
-                .execute_stream()
-                .await
-                .map_err(|e| execution_error(rule, &e, memory_bytes))?;
+            let (mut stream, index) =
+                execute_rule(&ctx, &serial, rule, &id_column, memory_bytes).await?;
             let mut selected = vec![false; ids.len()];
             while let Some(batch) = stream.next().await {
                 let batch = batch.map_err(|e| execution_error(rule, &e, memory_bytes))?;

@@ -54,6 +54,52 @@ pub enum EngineArg {
     Lightgbm,
 }
 
+/// How candidates are read and scored: shared by `score` and `select`.
+#[derive(Debug, Args)]
+pub struct ScoringArgs {
+    /// Evaluator: audience's own (exact, fastest) or LightGBM's C API
+    #[arg(long, value_enum, default_value_t = EngineArg::Native)]
+    pub engine: EngineArg,
+
+    /// CSV delimiter of the input; detected when absent
+    #[arg(long, value_name = "CHAR")]
+    pub delimiter: Option<String>,
+
+    /// Seed of the hash that orders people of equal score [default: the model's split.seed, or 42]
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Rows per batch
+    #[arg(long, value_name = "N", default_value_t = 65_536)]
+    pub batch_rows: usize,
+}
+
+impl ScoringArgs {
+    pub fn delimiter(&self) -> Result<Option<u8>> {
+        Ok(self.delimiter.as_deref().map(delimiter_byte).transpose()?)
+    }
+
+    pub fn engine(&self) -> Engine {
+        match self.engine {
+            EngineArg::Native => Engine::Native,
+            EngineArg::Walk => Engine::Walk,
+            EngineArg::Lightgbm => Engine::LightGbm,
+        }
+    }
+
+    /// The tie seed: --seed, else the bundle's split.seed, else the default.
+    pub fn tie_seed(&self, bundle: &ModelBundle) -> u64 {
+        self.seed.unwrap_or_else(|| {
+            bundle
+                .manifest
+                .as_ref()
+                .map_or(audience::config::SplitConfig::default().seed, |m| {
+                    m.split.seed
+                })
+        })
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ScoreArgs {
     /// Model bundle directory (from `audience train`), or a bare LightGBM model.txt
@@ -63,10 +109,6 @@ pub struct ScoreArgs {
     /// Id column to write, for a bare model.txt [default: row_id, the 0-based row number]
     #[arg(long, value_name = "COLUMN")]
     pub id: Option<String>,
-
-    /// Evaluator: audience's own (exact, fastest) or LightGBM's C API
-    #[arg(long, value_enum, default_value_t = EngineArg::Native)]
-    pub engine: EngineArg,
 
     /// Candidates to score, CSV or Parquet
     #[arg(long, short, value_name = "PATH")]
@@ -93,17 +135,8 @@ pub struct ScoreArgs {
     #[arg(long, value_name = "P")]
     pub top_percent: Option<f64>,
 
-    /// CSV delimiter of the input; detected when absent
-    #[arg(long, value_name = "CHAR")]
-    pub delimiter: Option<String>,
-
-    /// Seed of the hash that orders people of equal score [default: the model's split.seed, or 42]
-    #[arg(long, value_name = "N")]
-    pub seed: Option<u64>,
-
-    /// Rows per batch
-    #[arg(long, value_name = "N", default_value_t = 65_536)]
-    pub batch_rows: usize,
+    #[command(flatten)]
+    pub scoring: ScoringArgs,
 
     /// Replace an existing output file
     #[arg(long)]
@@ -131,24 +164,13 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         );
     }
     let options = ScoreOptions {
-        delimiter: args.delimiter.as_deref().map(delimiter_byte).transpose()?,
+        delimiter: args.scoring.delimiter()?,
         keep_columns: args.keep.clone(),
         keep,
         force: args.force,
-        batch_rows: args.batch_rows,
-        engine: match args.engine {
-            EngineArg::Native => Engine::Native,
-            EngineArg::Walk => Engine::Walk,
-            EngineArg::Lightgbm => Engine::LightGbm,
-        },
-        tie_seed: args.seed.unwrap_or_else(|| {
-            bundle
-                .manifest
-                .as_ref()
-                .map_or(audience::config::SplitConfig::default().seed, |m| {
-                    m.split.seed
-                })
-        }),
+        batch_rows: args.scoring.batch_rows,
+        engine: args.scoring.engine(),
+        tie_seed: args.scoring.tie_seed(&bundle),
     };
     let mut progress = Progress::new(args.quiet, None, "scoring");
     let summary = score_file(&bundle, &args.data, &args.out, &options, &mut |rows| {

@@ -5,14 +5,14 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::Args;
 
-use audience::config::{Config, delimiter_byte};
-use audience::model::bundle::{Engine, ModelBundle};
+use audience::config::Config;
+use audience::model::bundle::ModelBundle;
 use audience::output::Inputs;
 use audience::rules::load_rule;
 use audience::select::{AudienceSize, Expected, SelectRequest, read_report, select};
 
 use super::Progress;
-use super::score::EngineArg;
+use super::score::ScoringArgs;
 
 pub const ABOUT: &str = "Pick the model's audience of a rule's size from new candidates";
 
@@ -81,21 +81,8 @@ pub struct SelectArgs {
     #[arg(long, short, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
-    /// Evaluator: audience's own (exact, fastest) or LightGBM's C API
-    #[arg(long, value_enum, default_value_t = EngineArg::Native)]
-    pub engine: EngineArg,
-
-    /// CSV delimiter of the candidates; detected when absent
-    #[arg(long, value_name = "CHAR")]
-    pub delimiter: Option<String>,
-
-    /// Seed of the hash that orders people of equal score [default: the model's split.seed, or 42]
-    #[arg(long, value_name = "N")]
-    pub seed: Option<u64>,
-
-    /// Rows per batch
-    #[arg(long, value_name = "N", default_value_t = 65_536)]
-    pub batch_rows: usize,
+    #[command(flatten)]
+    pub scoring: ScoringArgs,
 
     /// Replace an existing output file
     #[arg(long)]
@@ -143,14 +130,7 @@ pub fn run(args: SelectArgs) -> Result<()> {
         (None, Some(p)) => bail!("--share must be in (0, 1], got {p}"),
         (None, None) => AudienceSize::OfRule,
     };
-    let tie_seed = args.seed.unwrap_or_else(|| {
-        bundle
-            .manifest
-            .as_ref()
-            .map_or(audience::config::SplitConfig::default().seed, |m| {
-                m.split.seed
-            })
-    });
+    let tie_seed = args.scoring.tie_seed(&bundle);
     let request = SelectRequest {
         bundle: &bundle,
         candidates: &args.data,
@@ -159,14 +139,10 @@ pub fn run(args: SelectArgs) -> Result<()> {
         size,
         output: &args.output,
         force: args.force,
-        delimiter: args.delimiter.as_deref().map(delimiter_byte).transpose()?,
-        engine: match args.engine {
-            EngineArg::Native => Engine::Native,
-            EngineArg::Walk => Engine::Walk,
-            EngineArg::Lightgbm => Engine::LightGbm,
-        },
+        delimiter: args.scoring.delimiter()?,
+        engine: args.scoring.engine(),
         tie_seed,
-        batch_rows: args.batch_rows,
+        batch_rows: args.scoring.batch_rows,
         limits: config.compare.limits(),
         report: report.as_ref(),
         inputs,
