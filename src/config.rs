@@ -317,7 +317,12 @@ fn located(text: &str, e: &toml::de::Error) -> String {
     let message = e.message().trim_end();
     match e.span() {
         Some(span) => {
-            let before = &text[..span.start.min(text.len())];
+            // A span starts on a token, so on a character boundary; if not, the line is still right.
+            let mut start = span.start.min(text.len());
+            while !text.is_char_boundary(start) {
+                start -= 1;
+            }
+            let before = &text[..start];
             let line = before.matches('\n').count() + 1;
             let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
             format!("{line}:{column}: {message}")
@@ -329,6 +334,25 @@ fn located(text: &str, e: &toml::de::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn toml_errors_are_located_by_line_and_character() {
+        let text = "[data]\n# déjà vu\npath = \"é.csv\"\nlabel = 3\n";
+        let e = toml::from_str::<Config>(text).unwrap_err();
+        assert!(
+            located(text, &e).starts_with("4:9: invalid type"),
+            "{}",
+            located(text, &e)
+        );
+        let found = tempfile::tempdir().unwrap();
+        std::fs::write(found.path().join(DEFAULT_CONFIG_FILE), "").unwrap();
+        let deep = found.path().join("a/b");
+        std::fs::create_dir_all(&deep).unwrap();
+        assert_eq!(
+            find_config(&deep),
+            Some(found.path().join(DEFAULT_CONFIG_FILE))
+        );
+    }
 
     #[test]
     fn documented_example_parses() {
