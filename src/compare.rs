@@ -273,7 +273,62 @@ fn check_rules(
     excluded: &[String],
     rules: &[Rule],
 ) -> Result<Vec<Vec<String>>> {
-    let planner = RulePlanner::new(history.table.batch.schema(), table, &history.id_column)?;
+    check_rules_on(
+        history.table.batch.schema(),
+        &history.id_column,
+        table,
+        label,
+        excluded,
+        rules,
+    )
+}
+
+/// Plans every rule against the schema the history will have, from its header and inferred
+/// types alone, before a row is loaded: a broken rule stops the run at once, whatever the
+/// table's size. (The loaded table is checked again for the notes.)
+fn check_rules_before_loading(
+    source: &HistorySource,
+    table: &str,
+    excluded: &[String],
+    rules: &[Rule],
+) -> Result<()> {
+    use arrow::datatypes::{DataType, Field, Schema};
+    let options = data::history_load_options(source);
+    let schema = data::table_schema(&data::session(), source.path, &options)?;
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let has = |fields: &[Field], name: &str| fields.iter().any(|f| f.name() == name);
+    if source.labels_path.is_some() && !has(&fields, source.label) {
+        fields.push(Field::new(source.label, DataType::Utf8, true));
+    }
+    let id_column = match source.id {
+        Some(id) => id.to_string(),
+        None => {
+            if !has(&fields, data::ROW_ID) {
+                fields.push(Field::new(data::ROW_ID, DataType::UInt64, false));
+            }
+            data::ROW_ID.to_string()
+        }
+    };
+    check_rules_on(
+        std::sync::Arc::new(Schema::new(fields)),
+        &id_column,
+        table,
+        source.label,
+        excluded,
+        rules,
+    )
+    .map(|_| ())
+}
+
+fn check_rules_on(
+    schema: arrow::datatypes::SchemaRef,
+    id_column: &str,
+    table: &str,
+    label: &str,
+    excluded: &[String],
+    rules: &[Rule],
+) -> Result<Vec<Vec<String>>> {
+    let planner = RulePlanner::new(schema, table, id_column)?;
     let mut errors = Vec::new();
     let mut notes = Vec::new();
     for rule in rules {
@@ -311,7 +366,9 @@ fn holdout(
     rules: &[Rule],
     events: &mut dyn FnMut(Event),
 ) -> Result<(EvalSet, TrainingRun)> {
-    let history = data::load_history(&HistorySource::from_config(config, config.data_path()?)?)?;
+    let source = HistorySource::from_config(config, config.data_path()?)?;
+    check_rules_before_loading(&source, &config.data.table, &config.data.exclude, rules)?;
+    let history = data::load_history(&source)?;
     let mut rule_notes = check_rules(
         &history,
         &config.data.table,
@@ -442,11 +499,12 @@ fn existing(
         categorical: &categorical,
         na_values: &bundle.features.na_values,
     };
-    let history = data::load_history(&source)?;
     let excluded = bundle
         .manifest
         .as_ref()
         .map_or_else(|| config.data.exclude.clone(), |m| m.excluded.clone());
+    check_rules_before_loading(&source, &config.data.table, &excluded, rules)?;
+    let history = data::load_history(&source)?;
     let rule_notes = check_rules(&history, &config.data.table, &label, &excluded, rules)?;
     let (scores, unseen) = score_batch(&bundle, &history.table.batch, eval, 0, Engine::Native)?;
     let mut notes = Vec::new();

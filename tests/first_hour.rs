@@ -101,6 +101,21 @@ fn every_broken_rule_at_once_before_training_with_hints() {
     assert!(!stderr.contains("Training on"), "{stderr}");
     assert!(!stderr.contains("lower_case"), "{stderr}");
 
+    // Rules are checked before the table is loaded: a label value that loading would refuse
+    // ("maybe") does not hide them.
+    let broken_label = sessions_csv().replacen(",TRUE\n", ",maybe\n", 1);
+    std::fs::write(d.join("maybe.csv"), broken_label).unwrap();
+    audience(d)
+        .args(["compare", "rules/weekend.sql", "--data", "maybe.csv"])
+        .assert()
+        .code(2)
+        .stderr(contains("rules/weekend.sql:2:7:").and(contains("maybe").not()));
+    audience(d)
+        .args(["compare", "rules/lower_case.sql", "--data", "maybe.csv"])
+        .assert()
+        .code(2)
+        .stderr(contains("is \"maybe\""));
+
     // Fixed as the hints say, they run; the lower-case names found their columns.
     std::fs::write(
         d.join("rules/weekend.sql"),
