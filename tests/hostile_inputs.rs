@@ -51,6 +51,18 @@ fn a_fifo_as_data_is_refused_instead_of_hanging() {
         vec!["train", "--data", "pipe.csv", "--out", "m2", "-q"],
         vec!["score", "--data", "pipe.csv", "--out", "s.csv", "-q"],
         vec!["compare", "--data", "pipe.csv", "-q"],
+        vec![
+            "select", "--size", "3", "--data", "pipe.csv", "--output", "x.csv", "-q",
+        ],
+        vec![
+            "select",
+            "rules/fresh_contacts.sql",
+            "--data",
+            "pipe.csv",
+            "--output",
+            "x.csv",
+        ],
+        vec!["columns", "--data", "pipe.csv"],
     ] {
         let mut command = Command::new(audience_bin());
         command.current_dir(dir).args(&args);

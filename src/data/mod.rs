@@ -428,6 +428,8 @@ pub async fn open_frame(
 /// The schema `load_table` gives this file: names from the header (without a byte-order mark),
 /// numbers as Float64, `text_columns` as Utf8.
 pub fn table_schema(ctx: &SessionContext, path: &Path, options: &LoadOptions) -> Result<SchemaRef> {
+    // Inference reads the file: a FIFO or a device is refused before it blocks.
+    check_readable(path)?;
     let inferred: Schema = runtime().block_on(async {
         let ext = extension_of(path);
         match Format::of(path) {
@@ -514,6 +516,7 @@ pub struct CsvLayout {
 impl CsvLayout {
     /// Reads the header line (skipping a byte-order mark) and detects the delimiter unless given.
     pub fn sniff(path: &Path, delimiter: Option<u8>) -> Result<CsvLayout> {
+        check_readable(path)?;
         let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let mut head = Vec::with_capacity(64 * 1024);
         file.by_ref()
