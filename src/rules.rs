@@ -593,18 +593,19 @@ async fn execute_rule(
 }
 
 /// Runs `rule` over a table file read as it streams from disk (the candidates of `select`),
-/// under `limits`, and returns the ids it selects (as text, each once, in no set order). The
-/// file is registered as `table` read with `load`, the same types `score` reads it with; `id_column` must
-/// be a column of the file. A rule whose result can depend on the order partitions finish in
+/// under `limits`, and returns `key` of each id it selects, taken as the result streams (a rule
+/// may repeat an id; only the keys are kept, so a compact key keeps memory small). The file is registered as `table` read with
+/// `load`, the same types `score` reads it with; `id_column` must be a column of the file. A rule whose result can depend on the order partitions finish in
 /// runs on one partition, as `RuleRunner` runs it.
-pub fn run_over_file(
+pub fn run_over_file<K: Send + 'static>(
     rule: &Rule,
     path: &Path,
     load: &crate::data::LoadOptions,
     table: &str,
     id_column: &str,
     limits: RuleLimits,
-) -> Result<Vec<String>> {
+    key: fn(&str) -> K,
+) -> Result<Vec<K>> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let session = |cores: usize| -> Result<SessionContext> {
         let ctx = limited_session(path, cores, limits.memory_bytes)?;
@@ -626,18 +627,14 @@ pub fn run_over_file(
         let rule = &owned;
         let (mut stream, index) =
             execute_rule(&ctx, &serial, rule, &id_column, memory_bytes).await?;
-        let mut ids = std::collections::HashSet::new();
+        let mut found = Vec::new();
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(|e| execution_error(rule, &e, memory_bytes))?;
             let values =
                 text_array(batch.column(index)).map_err(|e| rule_error(&rule.file, 0, 0, e))?;
-            for id in values.iter().flatten() {
-                if !ids.contains(id) {
-                    ids.insert(id.to_string());
-                }
-            }
+            found.extend(values.iter().flatten().map(key));
         }
-        Ok::<_, Error>(ids.into_iter().collect::<Vec<String>>())
+        Ok::<_, Error>(found)
     };
     within_time_limit(rule, limits.timeout, work)
 }

@@ -16,10 +16,10 @@ use arrow::datatypes::{DataType, Field, Schema};
 use sha2::{Digest, Sha256};
 
 use crate::data::encode::UnseenCounts;
-use crate::data::{Format, LoadOptions, ROW_ID};
+use crate::data::{Format, ROW_ID};
 use crate::metrics::{Calibration, Verdict, tie_key};
 use crate::model::bundle::{Engine, ModelBundle};
-use crate::model::score::{Keep, ScoreOptions, score_file_observed};
+use crate::model::score::{Keep, ScoreOptions, candidate_load_options, score_file_observed};
 use crate::output::{self, AtomicFile, Inputs};
 use crate::report::CompareReport;
 use crate::rules::{Rule, RuleLimits, RuleRunner, run_over_file};
@@ -123,7 +123,10 @@ fn id_hash(id: &str) -> u128 {
 
 impl IdSet {
     fn new(ids: impl IntoIterator<Item = String>) -> IdSet {
-        let mut hashes: Vec<u128> = ids.into_iter().map(|id| id_hash(&id)).collect();
+        Self::of_hashes(ids.into_iter().map(|id| id_hash(&id)).collect())
+    }
+
+    fn of_hashes(mut hashes: Vec<u128>) -> IdSet {
         hashes.sort_unstable();
         hashes.dedup();
         IdSet(hashes)
@@ -135,20 +138,6 @@ impl IdSet {
 
     fn len(&self) -> u64 {
         self.0.len() as u64
-    }
-}
-
-/// How `select` and `score` read the candidates: the model's categorical features and the id as
-/// text, its missing-value texts.
-fn candidate_load_options(bundle: &ModelBundle, delimiter: Option<u8>) -> LoadOptions {
-    let mut text_columns = bundle.features.text_columns();
-    if !bundle.id.generated {
-        text_columns.push(bundle.id.column.clone());
-    }
-    LoadOptions {
-        delimiter,
-        text_columns,
-        na_values: bundle.features.na_values.clone(),
     }
 }
 
@@ -164,15 +153,17 @@ fn rule_ids(request: &SelectRequest, rule: &Rule) -> Result<IdSet> {
         let audience = runner.run(rule)?;
         Ok(IdSet::new(audience.rows.into_iter().map(|r| r.to_string())))
     } else {
-        let ids = run_over_file(
+        // Hashed as they stream: 16 bytes a person, whatever the ids' length.
+        let hashes = run_over_file(
             rule,
             request.candidates,
             &load,
             request.table,
             &bundle.id.column,
             request.limits,
+            id_hash,
         )?;
-        Ok(IdSet::new(ids))
+        Ok(IdSet::of_hashes(hashes))
     }
 }
 

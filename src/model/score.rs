@@ -123,6 +123,20 @@ pub struct ScoreSummary {
     pub tied_at_top: Option<(f64, u64, u64)>,
 }
 
+/// How candidates are read for a model (by `score`, and by `select`'s rule, so the rule sees the
+/// types the model is fed): its categorical features and its id as text, its missing-value texts.
+pub fn candidate_load_options(bundle: &ModelBundle, delimiter: Option<u8>) -> LoadOptions {
+    let mut text_columns = bundle.features.text_columns();
+    if !bundle.id.generated {
+        text_columns.push(bundle.id.column.clone());
+    }
+    LoadOptions {
+        delimiter,
+        text_columns,
+        na_values: bundle.features.na_values.clone(),
+    }
+}
+
 /// Scores `input` into `output` (CSV or Parquet by its extension), streaming in batches.
 pub fn score_file(
     bundle: &ModelBundle,
@@ -146,14 +160,9 @@ pub fn score_file_observed(
     output::check_file_output(output, options.force, &output::Inputs::of([input]))?;
     crate::data::check_readable(input)?;
     let id_column = (!bundle.id.generated).then(|| bundle.id.column.clone());
-    let mut text_columns = bundle.features.text_columns();
-    text_columns.extend(id_column.clone());
-    text_columns.extend(options.keep_columns.iter().cloned());
-    let load = LoadOptions {
-        delimiter: options.delimiter,
-        text_columns,
-        na_values: bundle.features.na_values.clone(),
-    };
+    let mut load = candidate_load_options(bundle, options.delimiter);
+    load.text_columns
+        .extend(options.keep_columns.iter().cloned());
     let ctx = crate::data::session_with_batch_rows(options.batch_rows);
     let schema = crate::data::table_schema(&ctx, input, &load)?;
     // With na_values, numbers are read as text (DataFusion's decoder ignores the null pattern)
