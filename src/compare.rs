@@ -13,7 +13,7 @@
 use std::path::Path;
 
 use crate::config::{Config, SplitMethod};
-use crate::data::{self, History, HistorySource, Ids, Table};
+use crate::data::{self, HistorySource, Ids, Table};
 use crate::metrics::{self, BOOTSTRAP_RESAMPLES, MIN_EVAL_CONVERSIONS, Ranking, RuleFloor};
 use crate::model::bundle::{Engine, ModelBundle};
 use crate::model::score::score_batch;
@@ -264,34 +264,16 @@ pub fn compare(
     })
 }
 
-/// Plans every rule against `history`'s schema: all errors together; a rule reading the label
-/// is an error; notes for rules reading excluded columns, by rule.
-fn check_rules(
-    history: &History,
-    table: &str,
-    label: &str,
-    excluded: &[String],
-    rules: &[Rule],
-) -> Result<Vec<Vec<String>>> {
-    check_rules_on(
-        history.table.batch.schema(),
-        &history.id_column,
-        table,
-        label,
-        excluded,
-        rules,
-    )
-}
-
 /// Plans every rule against the schema the history will have, from its header and inferred
-/// types alone, before a row is loaded: a broken rule stops the run at once, whatever the
-/// table's size. (The loaded table is checked again for the notes.)
+/// types alone, before a row is loaded, so a broken rule stops the run at once whatever the
+/// table's size: all errors together; a rule reading the label is an error; notes, by rule, for
+/// rules reading excluded columns.
 fn check_rules_before_loading(
     source: &HistorySource,
     table: &str,
     excluded: &[String],
     rules: &[Rule],
-) -> Result<()> {
+) -> Result<Vec<Vec<String>>> {
     use arrow::datatypes::{DataType, Field, Schema};
     // A FIFO or a device would block the schema's inference: refused before it reads.
     data::check_readable(source.path)?;
@@ -319,7 +301,6 @@ fn check_rules_before_loading(
         excluded,
         rules,
     )
-    .map(|_| ())
 }
 
 fn check_rules_on(
@@ -369,15 +350,9 @@ fn holdout(
     events: &mut dyn FnMut(Event),
 ) -> Result<(EvalSet, TrainingRun)> {
     let source = HistorySource::from_config(config, config.data_path()?)?;
-    check_rules_before_loading(&source, &config.data.table, &config.data.exclude, rules)?;
+    let mut rule_notes =
+        check_rules_before_loading(&source, &config.data.table, &config.data.exclude, rules)?;
     let history = data::load_history(&source)?;
-    let mut rule_notes = check_rules(
-        &history,
-        &config.data.table,
-        &history.label_column,
-        &config.data.exclude,
-        rules,
-    )?;
     events(Event::Training {
         rows: history.table.num_rows(),
         positives: history.positives(),
@@ -505,9 +480,8 @@ fn existing(
         .manifest
         .as_ref()
         .map_or_else(|| config.data.exclude.clone(), |m| m.excluded.clone());
-    check_rules_before_loading(&source, &config.data.table, &excluded, rules)?;
+    let rule_notes = check_rules_before_loading(&source, &config.data.table, &excluded, rules)?;
     let history = data::load_history(&source)?;
-    let rule_notes = check_rules(&history, &config.data.table, &label, &excluded, rules)?;
     let (scores, unseen) = score_batch(&bundle, &history.table.batch, eval, 0, Engine::Native)?;
     let mut notes = Vec::new();
     if unseen.total() > 0 {
