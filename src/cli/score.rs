@@ -54,6 +54,37 @@ pub enum EngineArg {
     Lightgbm,
 }
 
+/// The model that scores: shared by `score` and `select`.
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// Model bundle directory (from `audience train`), or a bare LightGBM model.txt
+    #[arg(
+        long = "model",
+        short = 'm',
+        value_name = "DIR|FILE",
+        default_value = "model"
+    )]
+    pub path: PathBuf,
+
+    /// Id column to write, for a bare model.txt [default: row_id, the 0-based row number]
+    #[arg(long, value_name = "COLUMN")]
+    pub id: Option<String>,
+}
+
+impl ModelArgs {
+    /// Loads the model; --id only names a bare model.txt's id, a bundle knows its own.
+    pub fn load(&self) -> Result<ModelBundle> {
+        let bundle = ModelBundle::load(&self.path, self.id.as_deref())?;
+        if bundle.manifest.is_some() && self.id.is_some() {
+            bail!(
+                "--id is for a bare model.txt; a bundle's id column is {:?}",
+                bundle.id.column
+            );
+        }
+        Ok(bundle)
+    }
+}
+
 /// How candidates are read and scored: shared by `score` and `select`.
 #[derive(Debug, Args)]
 pub struct ScoringArgs {
@@ -102,13 +133,8 @@ impl ScoringArgs {
 
 #[derive(Debug, Args)]
 pub struct ScoreArgs {
-    /// Model bundle directory (from `audience train`), or a bare LightGBM model.txt
-    #[arg(long, short, value_name = "DIR|FILE", default_value = "model")]
-    pub model: PathBuf,
-
-    /// Id column to write, for a bare model.txt [default: row_id, the 0-based row number]
-    #[arg(long, value_name = "COLUMN")]
-    pub id: Option<String>,
+    #[command(flatten)]
+    pub model: ModelArgs,
 
     /// Candidates to score, CSV or Parquet
     #[arg(long, short, value_name = "PATH")]
@@ -154,15 +180,9 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         (None, Some(p)) => bail!("--top-percent must be in (0, 100], got {p}"),
         (None, None) => Keep::All,
     };
-    let inputs = audience::output::Inputs::of([args.data.as_path(), args.model.as_path()]);
+    let inputs = audience::output::Inputs::of([args.data.as_path(), args.model.path.as_path()]);
     audience::output::check_file_output(&args.out, args.force, &inputs)?;
-    let bundle = ModelBundle::load(&args.model, args.id.as_deref())?;
-    if bundle.manifest.is_some() && args.id.is_some() {
-        bail!(
-            "--id is for a bare model.txt; a bundle's id column is {:?}",
-            bundle.id.column
-        );
-    }
+    let bundle = args.model.load()?;
     let options = ScoreOptions {
         delimiter: args.scoring.delimiter()?,
         keep_columns: args.keep.clone(),

@@ -6,13 +6,12 @@ use anyhow::{Result, bail};
 use clap::Args;
 
 use audience::config::Config;
-use audience::model::bundle::ModelBundle;
 use audience::output::Inputs;
 use audience::rules::load_rule;
 use audience::select::{AudienceSize, Expected, SelectRequest, read_report, select};
 
 use super::Progress;
-use super::score::ScoringArgs;
+use super::score::{ModelArgs, ScoringArgs};
 
 pub const ABOUT: &str = "Pick the model's audience of a rule's size from new candidates";
 
@@ -57,13 +56,8 @@ pub struct SelectArgs {
     #[arg(long, short, value_name = "PATH")]
     pub output: PathBuf,
 
-    /// Model bundle directory (from `audience train`), or a bare LightGBM model.txt
-    #[arg(long, short, value_name = "DIR|FILE", default_value = "model")]
-    pub model: PathBuf,
-
-    /// Id column, for a bare model.txt [default: row_id, the 0-based row number]
-    #[arg(long, value_name = "COLUMN")]
-    pub id: Option<String>,
+    #[command(flatten)]
+    pub model: ModelArgs,
 
     /// Audience of N people instead of the rule's size
     #[arg(long, value_name = "N", conflicts_with = "share")]
@@ -117,13 +111,7 @@ pub fn run(args: SelectArgs) -> Result<()> {
         }
         None => None,
     };
-    let bundle = ModelBundle::load(&args.model, args.id.as_deref())?;
-    if bundle.manifest.is_some() && args.id.is_some() {
-        bail!(
-            "--id is for a bare model.txt; a bundle's id column is {:?}",
-            bundle.id.column
-        );
-    }
+    let bundle = args.model.load()?;
     let size = match (args.size, args.share) {
         (Some(n), _) => AudienceSize::Count(n),
         (None, Some(p)) if p > 0.0 && p <= 1.0 => AudienceSize::Share(p),
