@@ -518,6 +518,9 @@ impl axum::serve::Listener for BoundedListener {
                             inner: stream,
                             timeout: self.read_timeout,
                             idle: None,
+                            write_closed: false,
+                            linger: None,
+                            drained: 0,
                             _slot: permit,
                         },
                         address,
@@ -534,11 +537,21 @@ impl axum::serve::Listener for BoundedListener {
     }
 }
 
-/// A connection that fails a read left waiting for `timeout`, and frees its slot when dropped.
+/// How long a connection the server closes keeps reading (and discarding) what the client still
+/// sends, and at most how much: see `TimedStream::poll_shutdown`.
+pub const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+pub const LINGER_BYTES: usize = 128 * 1024 * 1024;
+
+/// A connection that fails a read left waiting for `timeout`, closes with a lingering close, and
+/// frees its slot when dropped.
 pub struct TimedStream {
     inner: tokio::net::TcpStream,
     timeout: std::time::Duration,
     idle: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    /// The server's side of the connection is shut down (FIN sent); what follows is the linger.
+    write_closed: bool,
+    linger: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    drained: usize,
     _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
@@ -589,11 +602,41 @@ impl tokio::io::AsyncWrite for TimedStream {
         std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
     }
 
+    /// A lingering close, as HTTP servers do: when the server answers before reading a request's
+    /// whole body (a 413 on its claimed length), closing at once with unread bytes makes the
+    /// kernel reset the connection, and a client still sending gets a broken pipe instead of the
+    /// answer. So the write side is shut down first (the client sees the answer end), then what
+    /// the client still sends is read and discarded until it closes, for at most [`LINGER`] and
+    /// [`LINGER_BYTES`].
     fn poll_shutdown(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        use std::future::Future;
+        use std::task::{Poll, ready};
+        use tokio::io::AsyncRead;
+        let this = self.get_mut();
+        if !this.write_closed {
+            ready!(std::pin::Pin::new(&mut this.inner).poll_shutdown(cx))?;
+            this.write_closed = true;
+        }
+        let linger = this
+            .linger
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(LINGER)));
+        let mut scratch = [0u8; 16 * 1024];
+        loop {
+            if linger.as_mut().poll(cx).is_ready() || this.drained >= LINGER_BYTES {
+                return Poll::Ready(Ok(()));
+            }
+            let mut buf = tokio::io::ReadBuf::new(&mut scratch);
+            match std::pin::Pin::new(&mut this.inner).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => this.drained += buf.filled().len(),
+                // The client reset the connection: nothing more to wait for.
+                Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 
     fn poll_write_vectored(
