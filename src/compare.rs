@@ -416,7 +416,7 @@ fn holdout(
         base,
         evaluation: Evaluation {
             source: "holdout".into(),
-            data: history.table.path.display().to_string(),
+            data: crate::remote::shown(&history.table.path),
             model_dir: None,
             split: Some(split),
             rows: holdout.len(),
@@ -562,7 +562,7 @@ fn existing(
         },
         evaluation: Evaluation {
             source: "file".into(),
-            data: eval.display().to_string(),
+            data: crate::remote::shown(eval),
             model_dir: Some(model_path.display().to_string()),
             split: None,
             rows,
@@ -658,7 +658,7 @@ fn judge(
         .zip(&base_sizes)
         .map(|((rule, comparison), &base_size)| RuleReport {
             name: rule.name.clone(),
-            file: rule.file.display().to_string(),
+            file: crate::remote::shown(&rule.file),
             base_size,
             base_share: base_size as f64 / base_rows.max(1) as f64,
             comparison,

@@ -2,7 +2,7 @@
 //! its missing and distinct values, examples, and the role the configuration gives it.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use arrow::datatypes::DataType;
 use serde::Serialize;
@@ -31,7 +31,7 @@ pub struct ColumnSummary {
 /// A table's columns.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TableDescription {
-    pub path: PathBuf,
+    pub path: String,
     pub rows: usize,
     pub columns: Vec<ColumnSummary>,
 }
@@ -118,7 +118,7 @@ pub fn describe(path: &Path, config: &Config) -> Result<TableDescription> {
         });
     }
     Ok(TableDescription {
-        path: path.to_path_buf(),
+        path: crate::remote::shown(path),
         rows: table.num_rows(),
         columns,
     })

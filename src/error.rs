@@ -11,7 +11,7 @@ pub enum Error {
     Config(String),
 
     /// A problem with an input table: missing column, bad label, duplicate id, unreadable file.
-    #[error("{path}: {message}")]
+    #[error("{}: {message}", crate::remote::shown(path))]
     Data { path: PathBuf, message: String },
 
     /// A rule that does not parse, is not a read-only SELECT, or fails to run.
@@ -23,7 +23,7 @@ pub enum Error {
     Many(Vec<Error>),
 
     /// A model bundle that is missing, malformed, or does not fit the data.
-    #[error("{path}: {message}")]
+    #[error("{}: {message}", crate::remote::shown(path))]
     Model { path: PathBuf, message: String },
 
     /// LightGBM reported an error through its C API.
@@ -39,11 +39,11 @@ pub enum Error {
     Aws(String),
 
     /// An output file exists and `--force` was not given, or cannot be written.
-    #[error("{path}: {message}")]
+    #[error("{}: {message}", crate::remote::shown(path))]
     Output { path: PathBuf, message: String },
 
     /// The operating system's error, kept as the cause.
-    #[error("{path}: {source}")]
+    #[error("{}: {source}", crate::remote::shown(path))]
     Io {
         path: PathBuf,
         #[source]
@@ -52,7 +52,7 @@ pub enum Error {
 
     /// DataFusion (or Arrow beneath it) failed on a table: the message a user reads, and the
     /// error itself as the cause.
-    #[error("{path}: {message}")]
+    #[error("{}: {message}", crate::remote::shown(path))]
     DataFusion {
         path: PathBuf,
         message: String,

@@ -12,6 +12,7 @@ pub mod error;
 pub mod metrics;
 pub mod model;
 pub mod output;
+pub mod remote;
 pub mod report;
 pub mod rules;
 pub mod sagemaker;

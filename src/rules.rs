@@ -111,9 +111,9 @@ pub fn load_rule(file: &Path, table: &str) -> Result<Rule> {
 
 fn rule_error(file: &Path, line: u64, column: u64, message: impl Into<String>) -> Error {
     let location = if line > 0 {
-        format!("{}:{line}:{column}", file.display())
+        format!("{}:{line}:{column}", crate::remote::shown(file))
     } else {
-        file.display().to_string()
+        crate::remote::shown(file)
     };
     Error::Rule {
         location,

@@ -40,7 +40,9 @@ pub struct ColumnsArgs {
 }
 
 pub fn run(args: ColumnsArgs) -> Result<()> {
-    let config = args.config.resolve()?;
+    let mut config = args.config.resolve()?;
+    let mut remote = audience::remote::Remote::new();
+    super::fetch_config_inputs(&mut remote, &mut config)?;
     let description = describe(config.data_path()?, &config)?;
     let text = match args.format {
         ColumnsFormat::Json => serde_json::to_string_pretty(&description)? + "\n",
@@ -63,7 +65,7 @@ pub fn run(args: ColumnsArgs) -> Result<()> {
             }
             format!(
                 "{}: {} rows, {} columns\n{table}\n",
-                description.path.display(),
+                description.path,
                 description.rows,
                 description.columns.len()
             )

@@ -8,6 +8,7 @@ use clap::{Args, ValueEnum};
 use audience::compare::{self, EvaluationSource, Event};
 use audience::model::bundle::ModelBundle;
 use audience::output;
+use audience::remote::Remote;
 use audience::report::ReportFormat;
 use audience::rules::{expand_rule_paths, load_rule};
 
@@ -56,7 +57,7 @@ pub enum FormatArg {
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// Rule files (globs are expanded, so a quoted 'rules/*.sql' works too)
+    /// Rule files, local or s3://bucket/key (globs are expanded, so a quoted 'rules/*.sql' or 's3://bucket/rules/*.sql' works too)
     #[arg(value_name = "RULES", default_value = "rules/*.sql")]
     pub rules: Vec<String>,
 
@@ -67,7 +68,7 @@ pub struct CompareArgs {
     #[arg(long, short, value_name = "DIR", requires = "eval")]
     pub model: Option<PathBuf>,
 
-    /// Evaluation table for --model: all of its rows are E
+    /// Evaluation table for --model (a path or s3://bucket/key): all of its rows are E
     #[arg(long, value_name = "PATH", requires = "model")]
     pub eval: Option<PathBuf>,
 
@@ -79,7 +80,7 @@ pub struct CompareArgs {
     #[arg(long, short, value_enum)]
     pub format: Option<FormatArg>,
 
-    /// Write the report to this file instead of standard output, in the format its extension
+    /// Write the report to this file (a path or s3://bucket/key) instead of standard output, in the format its extension
     /// says (.json, .csv, .md, .html; `-` is the terminal table); repeatable
     #[arg(long, short, value_name = "PATH")]
     pub output: Vec<PathBuf>,
@@ -131,7 +132,8 @@ pub enum ColorArg {
 }
 
 pub fn run(args: CompareArgs) -> Result<()> {
-    let config = args.config.resolve()?;
+    let mut config = args.config.resolve()?;
+    let mut remote = Remote::new();
     // Each output's format from its extension (`-` is standard output: the table); --format
     // sets it when there is one output, or none.
     if args.format.is_some() && args.output.len() > 1 {
@@ -160,7 +162,11 @@ pub fn run(args: CompareArgs) -> Result<()> {
         bail!("standard output (-) is given more than once");
     }
     // Every rule is read and checked before any data is touched.
-    let files = expand_rule_paths(&args.rules)?;
+    let files = expand_rule_paths(&remote.rule_inputs(&args.rules)?)?;
+    super::expect_config_inputs(&mut remote, &config);
+    for path in args.eval.iter().chain(&args.eval_labels) {
+        remote.expect_input(path);
+    }
     let mut inputs = super::config_inputs(&args.config, &config);
     for p in files
         .iter()
@@ -175,6 +181,18 @@ pub fn run(args: CompareArgs) -> Result<()> {
         if !seen.insert(path.clone()) {
             bail!("{}: given as --output twice", path.display());
         }
+    }
+    // An s3:// output is written to a local file and uploaded once the run has succeeded.
+    let outputs = outputs
+        .into_iter()
+        .map(|(path, format)| {
+            Ok((
+                path.map(|p| remote.output(&p, args.force)).transpose()?,
+                format,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    for path in outputs.iter().filter_map(|(p, _)| p.as_ref()) {
         output::check_file_output(path, args.force, &inputs)?;
     }
     if let Some(dir) = &args.save_model {
@@ -197,11 +215,18 @@ pub fn run(args: CompareArgs) -> Result<()> {
             )?;
         }
     }
-    let source = match (&args.model, &args.eval) {
+    super::fetch_config_inputs(&mut remote, &mut config)?;
+    let eval = args.eval.as_deref().map(|p| remote.input(p)).transpose()?;
+    let eval_labels = args
+        .eval_labels
+        .as_deref()
+        .map(|p| remote.input(p))
+        .transpose()?;
+    let source = match (&args.model, &eval) {
         (Some(model), Some(eval)) => EvaluationSource::Existing {
             model,
             eval,
-            eval_labels: args.eval_labels.as_deref(),
+            eval_labels: eval_labels.as_deref(),
         },
         _ => EvaluationSource::Holdout,
     };
@@ -219,7 +244,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
             path,
         } => training.note(&format!(
             "Training on {rows} rows ({positives} conversions) from {}",
-            path.display()
+            audience::remote::shown(path)
         )),
         Event::Round(p) => training.update(p.round as u64, || {
             format!(
@@ -264,6 +289,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
         }
     }
     let report = comparison.report;
+    let mut written = Vec::new();
     for (path, format) in &outputs {
         let format = match format {
             FormatArg::Table => ReportFormat::Table,
@@ -281,11 +307,15 @@ pub fn run(args: CompareArgs) -> Result<()> {
         match path {
             Some(path) => {
                 output::write_atomic(path, text.as_bytes(), args.force)?;
-                if !args.quiet {
-                    eprintln!("Report written to {}", path.display());
-                }
+                written.push(path);
             }
             None => std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())?,
+        }
+    }
+    remote.finish()?;
+    if !args.quiet {
+        for path in written {
+            eprintln!("Report written to {}", audience::remote::shown(path));
         }
     }
     Ok(())

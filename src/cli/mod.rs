@@ -20,6 +20,7 @@ use clap::Args;
 
 use audience::config::{Config, ConfigOrigin, SplitMethod, find_config};
 use audience::data::{self, History, HistorySource};
+use audience::remote::Remote;
 
 /// The audience.toml of the current folder or the nearest above it (as cargo finds Cargo.toml),
 /// or the defaults, remembering where it looked.
@@ -41,7 +42,7 @@ pub struct ConfigArgs {
     #[arg(long, short = 'c', value_name = "PATH", global = true)]
     pub config: Option<PathBuf>,
 
-    /// Promotion history, CSV or Parquet (data.path)
+    /// Promotion history, CSV or Parquet: a path or s3://bucket/key (data.path)
     #[arg(long, short = 'd', value_name = "PATH", help_heading = "Data")]
     pub data: Option<PathBuf>,
     /// Labels in a separate file, same row order (data.labels_path)
@@ -208,6 +209,29 @@ pub fn config_inputs(args: &ConfigArgs, config: &Config) -> audience::output::In
         inputs.add(path);
     }
     inputs
+}
+
+/// Notes the configuration's s3:// history and labels as inputs of the run (no output may be
+/// one of them), before they are fetched.
+pub fn expect_config_inputs(remote: &mut Remote, config: &Config) {
+    for path in [&config.data.path, &config.data.labels_path]
+        .into_iter()
+        .flatten()
+    {
+        remote.expect_input(path);
+    }
+}
+
+/// Replaces the configuration's s3:// history and labels by local copies (errors still name the
+/// s3:// addresses).
+pub fn fetch_config_inputs(remote: &mut Remote, config: &mut Config) -> Result<()> {
+    for path in [&mut config.data.path, &mut config.data.labels_path]
+        .into_iter()
+        .flatten()
+    {
+        *path = remote.input(path)?;
+    }
+    Ok(())
 }
 
 /// Loads the configured history (table, labels file, labels, ids).

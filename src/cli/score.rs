@@ -136,11 +136,11 @@ pub struct ScoreArgs {
     #[command(flatten)]
     pub model: ModelArgs,
 
-    /// Candidates to score, CSV or Parquet
+    /// Candidates to score, CSV or Parquet: a path or s3://bucket/key
     #[arg(long, short, value_name = "PATH")]
     pub data: PathBuf,
 
-    /// Output file; .parquet writes Parquet, anything else CSV
+    /// Output file (a path or s3://bucket/key); .parquet writes Parquet, anything else CSV
     #[arg(
         long = "output",
         short = 'o',
@@ -180,9 +180,13 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         (None, Some(p)) => bail!("--top-percent must be in (0, 100], got {p}"),
         (None, None) => Keep::All,
     };
+    let mut remote = audience::remote::Remote::new();
+    remote.expect_input(&args.data);
+    let out = remote.output(&args.out, args.force)?;
     let inputs = audience::output::Inputs::of([args.data.as_path(), args.model.path.as_path()]);
-    audience::output::check_file_output(&args.out, args.force, &inputs)?;
+    audience::output::check_file_output(&out, args.force, &inputs)?;
     let bundle = args.model.load()?;
+    let data = remote.input(&args.data)?;
     let options = ScoreOptions {
         delimiter: args.scoring.delimiter()?,
         keep_columns: args.keep.clone(),
@@ -193,10 +197,11 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         tie_seed: args.scoring.tie_seed(&bundle),
     };
     let mut progress = Progress::new(args.quiet, None, "scoring");
-    let summary = score_file(&bundle, &args.data, &args.out, &options, &mut |rows| {
+    let summary = score_file(&bundle, &data, &out, &options, &mut |rows| {
         progress.update(rows, || "rows".to_string())
     })?;
     progress.finish();
+    remote.finish()?;
     if summary.unseen.total() > 0 {
         let detail: Vec<String> = summary
             .unseen
@@ -220,7 +225,7 @@ pub fn run(args: ScoreArgs) -> Result<()> {
             "Scored {} rows; wrote {} to {}",
             summary.rows_in,
             summary.rows_out,
-            args.out.display()
+            audience::remote::shown(&out)
         );
     }
     Ok(())

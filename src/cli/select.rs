@@ -44,15 +44,15 @@ Examples:
 
 #[derive(Debug, Args)]
 pub struct SelectArgs {
-    /// The rule whose audience the model's replaces (a .sql file)
+    /// The rule whose audience the model's replaces (a .sql file, or s3://bucket/key)
     #[arg(value_name = "RULE", required_unless_present_any = ["size", "share"])]
     pub rule: Option<PathBuf>,
 
-    /// Candidates, CSV or Parquet
+    /// Candidates, CSV or Parquet: a path or s3://bucket/key
     #[arg(long, short, value_name = "PATH")]
     pub data: PathBuf,
 
-    /// Where to write the audience; .parquet writes Parquet, anything else CSV
+    /// Where to write the audience (a path or s3://bucket/key); .parquet writes Parquet, anything else CSV
     #[arg(long, short, value_name = "PATH")]
     pub output: PathBuf,
 
@@ -97,13 +97,18 @@ pub fn run(args: SelectArgs) -> Result<()> {
     if let audience::config::ConfigOrigin::File(path) = &config.origin {
         inputs.add(path);
     }
+    let mut remote = audience::remote::Remote::new();
     let rule = match &args.rule {
         Some(path) => {
-            inputs.add(path);
-            Some(load_rule(path, &config.data.table)?)
+            remote.expect_input(path);
+            let path = remote.input(path)?;
+            inputs.add(&path);
+            Some(load_rule(&path, &config.data.table)?)
         }
         None => None,
     };
+    remote.expect_input(&args.data);
+    let output = remote.output(&args.output, args.force)?;
     let report = match &args.report {
         Some(path) => {
             inputs.add(path);
@@ -112,6 +117,7 @@ pub fn run(args: SelectArgs) -> Result<()> {
         None => None,
     };
     let bundle = args.model.load()?;
+    let candidates = remote.input(&args.data)?;
     let size = match (args.size, args.share) {
         (Some(n), _) => AudienceSize::Count(n),
         (None, Some(p)) if p > 0.0 && p <= 1.0 => AudienceSize::Share(p),
@@ -121,11 +127,11 @@ pub fn run(args: SelectArgs) -> Result<()> {
     let tie_seed = args.scoring.tie_seed(&bundle);
     let request = SelectRequest {
         bundle: &bundle,
-        candidates: &args.data,
+        candidates: &candidates,
         rule: rule.as_ref(),
         table: &config.data.table,
         size,
-        output: &args.output,
+        output: &output,
         force: args.force,
         delimiter: args.scoring.delimiter()?,
         engine: args.scoring.engine(),
@@ -140,6 +146,7 @@ pub fn run(args: SelectArgs) -> Result<()> {
         progress.update(rows, || "candidates".to_string())
     })?;
     progress.finish();
+    remote.finish()?;
 
     if summary.unseen.total() > 0 {
         eprintln!(
@@ -153,7 +160,7 @@ pub fn run(args: SelectArgs) -> Result<()> {
         "Wrote the model's {} best of {} candidates to {}\n",
         summary.size,
         summary.candidates,
-        args.output.display()
+        audience::remote::shown(&output)
     ));
     if let (Some(name), Some(rule_size), Some(shared)) = (name, summary.rule_size, summary.shared) {
         out.push_str(&format!(

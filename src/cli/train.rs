@@ -62,12 +62,14 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
-    let config = args.config.resolve()?;
+    let mut config = args.config.resolve()?;
     let inputs = super::config_inputs(&args.config, &config);
     output::check_bundle_output(&args.out, args.force, &inputs)?;
     if let Some(p) = &args.split_out {
         output::check_file_output(p, args.force, &inputs)?;
     }
+    let mut remote = audience::remote::Remote::new();
+    super::fetch_config_inputs(&mut remote, &mut config)?;
     let history = load_history(&config)?;
     let training = fit(&history, &config, args.quiet)?;
     ModelBundle::write(
@@ -94,7 +96,7 @@ pub fn fit(
         "Training on {} rows ({} conversions) from {}",
         history.table.num_rows(),
         history.positives(),
-        history.table.path.display()
+        audience::remote::shown(&history.table.path)
     ));
     let run = model::train_history(history, config, &mut |p| {
         progress.update(p.round as u64, || {

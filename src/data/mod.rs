@@ -756,7 +756,7 @@ pub fn attach_labels(table: Table, labels: &Table, label: &str) -> Result<Table>
             format!(
                 "has {} label rows but {} has {} rows: the two files must line up row by row",
                 labels.num_rows(),
-                table.path.display(),
+                crate::remote::shown(&table.path),
                 table.num_rows()
             ),
         ));
@@ -941,7 +941,7 @@ pub fn concat_tables(tables: Vec<Table>) -> Result<Table> {
                 format!(
                     "its columns ({}) differ from {}'s ({})",
                     names(&t.batch.schema()).join(", "),
-                    first.path.display(),
+                    crate::remote::shown(&first.path),
                     names(&schema).join(", ")
                 ),
             ));

@@ -288,13 +288,13 @@ pub fn train_on_split(
         training_ids,
         calibration,
         input: InputInfo {
-            path: history.table.path.display().to_string(),
+            path: crate::remote::shown(&history.table.path),
             sha256: history.sha256.clone(),
             labels_path: config
                 .data
                 .labels_path
                 .as_ref()
-                .map(|p| p.display().to_string()),
+                .map(|p| crate::remote::shown(p)),
             labels_sha256: history.labels_sha256.clone(),
         },
     };

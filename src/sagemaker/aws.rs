@@ -128,12 +128,22 @@ where
                 _ => format!("{code}: {text}"),
             }
         }
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => format!(
-            "cannot reach AWS: {}",
-            std::error::Error::source(&err)
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| err.to_string())
-        ),
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+            // The innermost causes say why (connection refused, a name that does not resolve).
+            let mut causes = Vec::new();
+            let mut source = std::error::Error::source(&err);
+            while let Some(s) = source {
+                let text = s.to_string();
+                if !causes.contains(&text) {
+                    causes.push(text);
+                }
+                source = s.source();
+            }
+            if causes.is_empty() {
+                causes.push(err.to_string());
+            }
+            format!("cannot reach AWS: {}", causes.join(": "))
+        }
         other => {
             // Keep the chain of causes: they say e.g. that no credentials were found.
             let mut text = other.to_string();
@@ -147,6 +157,43 @@ where
         }
     };
     Error::Aws(format!("{what}: {message}"))
+}
+
+/// An S3 error on `uri`: a bucket or key that is not there is the user's path (an I/O "not
+/// found" on the address, exit code 2); anything else as `aws_error` says.
+fn s3_error<E>(
+    what: &str,
+    uri: &S3Uri,
+    err: aws_sdk_sagemaker::error::SdkError<E, aws_sdk_sagemaker::config::http::HttpResponse>,
+) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let not_found = err
+        .raw_response()
+        .is_some_and(|r| r.status().as_u16() == 404);
+    if not_found {
+        let (code, text) = match err.as_service_error() {
+            Some(e) => (
+                e.code().unwrap_or("NotFound").to_string(),
+                e.message().unwrap_or("").to_string(),
+            ),
+            None => ("NotFound".to_string(), String::new()),
+        };
+        let why = if code == "NoSuchBucket" {
+            format!("no such bucket ({code}: {text})")
+        } else {
+            format!(
+                "no such object ({code}{}{text})",
+                if text.is_empty() { "" } else { ": " }
+            )
+        };
+        return Error::io(
+            uri.to_string(),
+            std::io::Error::new(std::io::ErrorKind::NotFound, why),
+        );
+    }
+    aws_error(what, err)
 }
 
 /// Whether an error is SageMaker's answer for an unknown job (a ValidationException that the
@@ -298,6 +345,67 @@ impl Aws {
         })
     }
 
+    /// Whether an object exists at `at` (a HEAD request; "not found" is false, other errors are
+    /// errors).
+    pub fn exists(&self, at: &S3Uri) -> Result<bool> {
+        crate::data::runtime().block_on(async {
+            match self
+                .s3
+                .head_object()
+                .bucket(&at.bucket)
+                .key(&at.key)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+                Err(e) => Err(s3_error(&format!("looking for {at}"), at, e)),
+            }
+        })
+    }
+
+    /// Whether `bucket` exists and may be used (a HEAD request on the bucket).
+    pub fn bucket_exists(&self, bucket: &str) -> Result<bool> {
+        crate::data::runtime().block_on(async {
+            match self.s3.head_bucket().bucket(bucket).send().await {
+                Ok(_) => Ok(true),
+                Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(false),
+                Err(e) => Err(aws_error(&format!("looking for bucket {bucket}"), e)),
+            }
+        })
+    }
+
+    /// Uploads one file as a new object: with `replace` false the upload is conditional
+    /// (If-None-Match: *), so an object that appeared meanwhile (another run's) is never replaced.
+    pub fn upload_new(&self, file: &Path, to: &S3Uri, replace: bool) -> Result<()> {
+        crate::data::runtime().block_on(async {
+            let body = ByteStream::from_path(file)
+                .await
+                .map_err(|e| Error::io(file, std::io::Error::other(e)))?;
+            let mut put = self
+                .s3
+                .put_object()
+                .bucket(&to.bucket)
+                .key(&to.key)
+                .body(body);
+            if !replace {
+                put = put.if_none_match("*");
+            }
+            match put.send().await {
+                Ok(_) => Ok(()),
+                Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => {
+                    Err(Error::Output {
+                        path: to.to_string().into(),
+                        message: "appeared while this run was writing it (another run?); pass \
+                                  --force to replace it"
+                            .into(),
+                    })
+                }
+                Err(e) => Err(s3_error(&format!("uploading to {to}"), to, e)),
+            }
+        })
+    }
+
     /// Downloads one object into `file`, atomically.
     pub fn download(&self, from: &S3Uri, file: &Path, force: bool) -> Result<()> {
         let mut out = AtomicFile::create(file, force)?;
@@ -309,7 +417,7 @@ impl Aws {
                 .key(&from.key)
                 .send()
                 .await
-                .map_err(|e| aws_error(&format!("downloading {from}"), e))?;
+                .map_err(|e| s3_error(&format!("downloading {from}"), from, e))?;
             let mut body = object.body;
             let std_file = out.file().try_clone().map_err(|e| Error::io(file, e))?;
             let mut writer = tokio::fs::File::from_std(std_file);
@@ -341,7 +449,7 @@ impl Aws {
                 .into_paginator()
                 .send();
             while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| aws_error(&format!("listing {prefix}"), e))?;
+                let page = page.map_err(|e| s3_error(&format!("listing {prefix}"), prefix, e))?;
                 for object in page.contents() {
                     if let Some(key) = object.key() {
                         keys.push(S3Uri {
