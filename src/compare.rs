@@ -45,6 +45,11 @@ pub enum EvaluationSource<'a> {
 /// What `compare` is doing, for a progress display.
 #[derive(Debug)]
 pub enum Event<'a> {
+    /// The table is being read: its types inferred, every rule planned against them, then its
+    /// rows loaded (the longest silent step of a large history).
+    Loading {
+        path: &'a Path,
+    },
     /// Training starts on this history.
     Training {
         rows: usize,
@@ -254,7 +259,10 @@ pub fn compare(
             model,
             eval,
             eval_labels,
-        } => (existing(config, rules, model, eval, eval_labels)?, None),
+        } => (
+            existing(config, rules, model, eval, eval_labels, events)?,
+            None,
+        ),
     };
     let (report, people) = judge(config, rules, eval, events)?;
     Ok(Comparison {
@@ -350,6 +358,7 @@ fn holdout(
     events: &mut dyn FnMut(Event),
 ) -> Result<(EvalSet, TrainingRun)> {
     let source = HistorySource::from_config(config, config.data_path()?)?;
+    events(Event::Loading { path: source.path });
     let mut rule_notes =
         check_rules_before_loading(&source, &config.data.table, &config.data.exclude, rules)?;
     let history = data::load_history(&source)?;
@@ -440,6 +449,7 @@ fn existing(
     model_path: &Path,
     eval: &Path,
     eval_labels: Option<&Path>,
+    events: &mut dyn FnMut(Event),
 ) -> Result<EvalSet> {
     // A bare model file carries no label or id: those come from the configuration then.
     let bundle = ModelBundle::load(model_path, config.data.id.as_deref())?;
@@ -480,6 +490,7 @@ fn existing(
         .manifest
         .as_ref()
         .map_or_else(|| config.data.exclude.clone(), |m| m.excluded.clone());
+    events(Event::Loading { path: eval });
     let rule_notes = check_rules_before_loading(&source, &config.data.table, &excluded, rules)?;
     let history = data::load_history(&source)?;
     let (scores, unseen) = score_batch(&bundle, &history.table.batch, eval, 0, Engine::Native)?;

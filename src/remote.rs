@@ -46,6 +46,9 @@ fn register(path: &Path, name: &str) {
     }
 }
 
+/// What is told each s3:// address as its copy starts.
+type FetchNotice = dyn FnMut(&str);
+
 /// An output to upload when the run has succeeded.
 #[derive(Debug)]
 struct Upload {
@@ -64,11 +67,19 @@ pub struct Remote {
     inputs: Vec<String>,
     uploads: Vec<Upload>,
     next: usize,
+    /// Told each address as its copy starts (a large object takes a while).
+    fetching: Option<Box<FetchNotice>>,
 }
 
 impl Remote {
     pub fn new() -> Remote {
         Remote::default()
+    }
+
+    /// Calls `tell` with each s3:// address as its copy starts.
+    pub fn on_fetch(mut self, tell: impl FnMut(&str) + 'static) -> Remote {
+        self.fetching = Some(Box::new(tell));
+        self
     }
 
     /// A fresh directory in the spool for one file, which keeps its own name in it (a rule's
@@ -206,6 +217,9 @@ impl Remote {
             .to_string();
         let local = self.slot()?.join(file_name);
         register(&local, name);
+        if let Some(tell) = &mut self.fetching {
+            tell(name);
+        }
         self.aws()?.download(&uri, &local, false)?;
         Ok(local)
     }

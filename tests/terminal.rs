@@ -137,3 +137,91 @@ fn the_report_fits_80_and_120_column_terminals() {
         assert_eq!(wide, columns >= 100, "{columns}:\n{screen}");
     }
 }
+
+/// Progress in an 80-column terminal: something within a second of the start, a spinner that
+/// moves while the history is read, bars that fit the width, no ETA, and nothing left of them
+/// when the report prints.
+#[test]
+fn progress_fits_80_columns_moves_and_starts_at_once() {
+    let dir = workspace();
+    let d = dir.path();
+    let bin = audience_bin();
+    common::audience(d)
+        .args(["synth", "--rows", "400000", "-o", "history.csv", "-q"])
+        .assert()
+        .success();
+    std::fs::write(
+        d.join("rules/busy.sql"),
+        "SELECT customer_id FROM history WHERE visits_30d > 5",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("synth.toml"),
+        "[data]\npath = \"history.csv\"\nid = \"customer_id\"\nlabel = \"converted\"\n\n[model]\nnum_rounds = 40\n",
+    )
+    .unwrap();
+    let tmux = Tmux::new("progress");
+    let command = format!(
+        "cd {d:?} && {} compare rules/busy.sql -c synth.toml; echo __DONE__$?; sleep 600",
+        bin.display()
+    );
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-x",
+        "80",
+        "-y",
+        "60",
+        "-e",
+        "NO_COLOR=1",
+        "sh",
+        "-c",
+        &command,
+    ]);
+    let started = Instant::now();
+    let mut first_output = None;
+    let mut reading_frames = std::collections::BTreeSet::new();
+    let mut saw_training_bar = false;
+    let screen = loop {
+        let screen = tmux.run(&["capture-pane", "-p"]);
+        let elapsed = started.elapsed();
+        if first_output.is_none() && !screen.trim().is_empty() {
+            first_output = Some(elapsed);
+        }
+        for line in screen.lines() {
+            assert!(
+                line.trim_end().chars().count() <= 80,
+                "a line wider than the terminal:\n{screen}"
+            );
+            assert!(!line.contains("ETA") && !line.contains("eta"), "{screen}");
+            if let Some(rest) = line.strip_prefix("Reading ")
+                && rest.contains("history.csv")
+            {
+                // The spinner's frame is the first character after "Reading ".
+                reading_frames.insert(rest.chars().next().unwrap());
+            }
+            if line.starts_with("training [") && line.contains("/40") {
+                saw_training_bar = true;
+            }
+        }
+        if screen.contains("__DONE__") {
+            break tmux.run(&["capture-pane", "-p", "-J", "-S", "-", "-E", "-"]);
+        }
+        assert!(elapsed < Duration::from_secs(300), "timed out:\n{screen}");
+        std::thread::sleep(Duration::from_millis(40));
+    };
+    assert!(screen.contains("__DONE__0"), "{screen}");
+    let first = first_output.expect("something was shown");
+    assert!(
+        first < Duration::from_secs(1),
+        "the first line came after {first:?}"
+    );
+    assert!(
+        reading_frames.len() >= 2,
+        "the spinner did not move while reading: frames {reading_frames:?}"
+    );
+    assert!(saw_training_bar, "no training bar seen:\n{screen}");
+    // The bars are cleared: the final screen has the report, not a half-drawn bar.
+    assert!(!screen.contains("training ["), "{screen}");
+    assert!(screen.contains("Training on 400000 rows"), "{screen}");
+}

@@ -41,7 +41,7 @@ pub struct ColumnsArgs {
 
 pub fn run(args: ColumnsArgs) -> Result<()> {
     let mut config = args.config.resolve()?;
-    let mut remote = audience::remote::Remote::new();
+    let mut remote = super::remote_files(false);
     super::fetch_config_inputs(&mut remote, &mut config)?;
     let description = describe(config.data_path()?, &config)?;
     let text = match args.format {

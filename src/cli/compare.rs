@@ -8,7 +8,6 @@ use clap::{Args, ValueEnum};
 use audience::compare::{self, EvaluationSource, Event};
 use audience::model::bundle::ModelBundle;
 use audience::output;
-use audience::remote::Remote;
 use audience::report::ReportFormat;
 use audience::rules::{expand_rule_paths, load_rule};
 
@@ -133,7 +132,7 @@ pub enum ColorArg {
 
 pub fn run(args: CompareArgs) -> Result<()> {
     let mut config = args.config.resolve()?;
-    let mut remote = Remote::new();
+    let mut remote = super::remote_files(args.quiet);
     // Each output's format from its extension (`-` is standard output: the table); --format
     // sets it when there is one output, or none.
     if args.format.is_some() && args.output.len() > 1 {
@@ -231,36 +230,58 @@ pub fn run(args: CompareArgs) -> Result<()> {
         _ => EvaluationSource::Holdout,
     };
 
-    let mut training = Progress::new(
-        args.quiet,
-        Some(u64::from(config.model.num_rounds)),
-        "training",
-    );
+    // Each phase shows its own progress from its first moment: a spinner while the rows are
+    // read, the rounds while training, the rules while they run.
+    let mut loading: Option<Progress> = None;
+    let mut training: Option<Progress> = None;
     let mut rules_progress: Option<Progress> = None;
-    let comparison = compare::compare(&config, &rules, source, &mut |event| match event {
+    let rounds = u64::from(config.model.num_rounds);
+    let result = compare::compare(&config, &rules, source, &mut |event| match event {
+        Event::Loading { path } => {
+            loading = Some(Progress::step(
+                args.quiet,
+                "Reading",
+                &audience::remote::shown(path),
+            ));
+        }
         Event::Training {
             rows,
             positives,
             path,
-        } => training.note(&format!(
-            "Training on {rows} rows ({positives} conversions) from {}",
-            audience::remote::shown(path)
-        )),
-        Event::Round(p) => training.update(p.round as u64, || {
-            format!(
-                "rounds; early-stopping AUC {} (best round {})",
-                p.early_stopping_auc
-                    .map_or("n/a".into(), |a| format!("{a:.4}")),
-                p.best_round
-            )
-        }),
+        } => {
+            if let Some(p) = loading.take() {
+                p.finish();
+            }
+            let progress = training.insert(Progress::new(args.quiet, Some(rounds), "training"));
+            progress.note(&format!(
+                "Training on {rows} rows ({positives} conversions) from {}",
+                audience::remote::shown(path)
+            ));
+        }
+        Event::Round(p) => {
+            if let Some(progress) = &mut training {
+                progress.update(p.round as u64, || {
+                    format!(
+                        "rounds; early-stopping AUC {} (best round {})",
+                        p.early_stopping_auc
+                            .map_or("n/a".into(), |a| format!("{a:.4}")),
+                        p.best_round
+                    )
+                });
+            }
+        }
         Event::Trained { notes } => {
-            training.finish();
-            for note in notes {
-                training.note(&format!("note: {note}"));
+            if let Some(progress) = &training {
+                progress.finish();
+                for note in notes {
+                    progress.note(&format!("note: {note}"));
+                }
             }
         }
         Event::Rule { index, total, name } => {
+            if let Some(p) = loading.take() {
+                p.finish();
+            }
             let progress = rules_progress
                 .get_or_insert_with(|| Progress::new(args.quiet, Some(total as u64), "rules"));
             progress.update(index as u64, || name.to_string());
@@ -270,8 +291,12 @@ pub fn run(args: CompareArgs) -> Result<()> {
                 p.finish();
             }
         }
-    })?;
-    training.finish();
+    });
+    // Cleared whether the run succeeded or not, so an error is not printed beside a bar.
+    for p in [&loading, &training, &rules_progress].into_iter().flatten() {
+        p.finish();
+    }
+    let comparison = result?;
     if let Some(dir) = &args.audiences {
         let written = comparison.people.write(dir, args.force, &inputs)?;
         if !args.quiet {

@@ -211,6 +211,15 @@ pub fn config_inputs(args: &ConfigArgs, config: &Config) -> audience::output::In
     inputs
 }
 
+/// The run's s3:// files, saying on stderr (unless quiet) which object is being fetched.
+pub fn remote_files(quiet: bool) -> Remote {
+    Remote::new().on_fetch(move |name| {
+        if !quiet {
+            eprintln!("Fetching {name}");
+        }
+    })
+}
+
 /// Notes the configuration's s3:// history and labels as inputs of the run (no output may be
 /// one of them), before they are fetched.
 pub fn expect_config_inputs(remote: &mut Remote, config: &Config) {
@@ -282,6 +291,24 @@ impl Progress {
             last_line: std::time::Instant::now(),
             started: std::time::Instant::now(),
         }
+    }
+
+    /// A spinner with a fixed message for a step that reports no progress of its own (reading a
+    /// table); without a terminal, the message once, at once.
+    pub fn step(quiet: bool, what: &str, message: &str) -> Progress {
+        let progress = Progress::new(quiet, None, what);
+        match &progress.bar {
+            Some(bar) => {
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template("{prefix} {spinner} {wide_msg}")
+                        .expect("valid template"),
+                );
+                bar.set_message(message.to_string());
+            }
+            None if !quiet => eprintln!("{what} {message}"),
+            None => {}
+        }
+        progress
     }
 
     /// Moves to `position` with a message; without a terminal, prints a line at most every 2 s.

@@ -180,7 +180,7 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         (None, Some(p)) => bail!("--top-percent must be in (0, 100], got {p}"),
         (None, None) => Keep::All,
     };
-    let mut remote = audience::remote::Remote::new();
+    let mut remote = super::remote_files(args.quiet);
     remote.expect_input(&args.data);
     let out = remote.output(&args.out, args.force)?;
     let inputs = audience::output::Inputs::of([args.data.as_path(), args.model.path.as_path()]);

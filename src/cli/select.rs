@@ -97,7 +97,7 @@ pub fn run(args: SelectArgs) -> Result<()> {
     if let audience::config::ConfigOrigin::File(path) = &config.origin {
         inputs.add(path);
     }
-    let mut remote = audience::remote::Remote::new();
+    let mut remote = super::remote_files(args.quiet);
     let rule = match &args.rule {
         Some(path) => {
             remote.expect_input(path);

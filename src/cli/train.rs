@@ -68,9 +68,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if let Some(p) = &args.split_out {
         output::check_file_output(p, args.force, &inputs)?;
     }
-    let mut remote = audience::remote::Remote::new();
+    let mut remote = super::remote_files(args.quiet);
     super::fetch_config_inputs(&mut remote, &mut config)?;
+    let reading = Progress::step(
+        args.quiet,
+        "Reading",
+        &audience::remote::shown(config.data_path()?),
+    );
     let history = load_history(&config)?;
+    reading.finish();
     let training = fit(&history, &config, args.quiet)?;
     ModelBundle::write(
         &args.out,
