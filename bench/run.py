@@ -27,6 +27,8 @@ p.add_argument("--big-rows", type=int, default=51_000_000, help="rows of the lar
 p.add_argument("--repeats", type=int, default=3, help="best-of repeats for tree evaluation")
 p.add_argument("--evaluate-bin", help="a built bench/evaluate.rs (default: cargo bench --bench evaluate)")
 p.add_argument("--select", type=int, default=1, help="0 skips (g), select on the rules table")
+p.add_argument("--parts", default="abcdefg", help="which benchmarks to run, e.g. f (RESULTS.md quotes a run of all)")
+p.add_argument("--compare-rows", default="1000000,10000000", help="history sizes for (f), comma-separated; empty skips (f)")
 p.add_argument("--rules-bin", help="a built bench/rules.rs (default: cargo bench --bench rules); 'skip' skips (d)")
 args = p.parse_args()
 os.makedirs(args.work, exist_ok=True)
@@ -71,10 +73,11 @@ def synth(name, rows, seed):
     return path
 
 
+run = lambda part: part in args.parts
 train_small = synth("train_200k.csv", 200_000, 1)
-candidates = synth(f"candidates_{args.rows}.csv", args.rows, 2)
-history = synth(f"history_{args.train_rows}.csv", args.train_rows, 3)
-rules_table = synth(f"rules_{args.rules_rows}.csv", args.rules_rows, 4) if args.rules_bin != "skip" else None
+candidates = synth(f"candidates_{args.rows}.csv", args.rows, 2) if run("a") or run("b") else None
+history = synth(f"history_{args.train_rows}.csv", args.train_rows, 3) if run("c") else None
+rules_table = synth(f"rules_{args.rules_rows}.csv", args.rules_rows, 4) if args.rules_bin != "skip" and (run("d") or run("g")) else None
 model = W(f"model_{args.trees}")
 if not os.path.exists(model):
     log(f"training the {args.trees}-tree model")
@@ -85,36 +88,39 @@ model_txt = os.path.join(model, "model.txt")
 cache = W(f"lleaves_{args.trees}.so")
 
 # (a) Scoring end to end: file in, scores out.
-log("(a) scoring end to end")
-a = {}
-a["audience"] = measure([A, "score", "--model", model, "--data", candidates, "--out", W("s_audience.csv"), "--force", "-q"])
-a["pandas_lightgbm"] = measure([PY, os.path.join(here, "python/pandas_score.py"), model_txt, candidates, W("s_pandas.csv"), "customer_id"])
-compile_s = json.loads(measure([PY, os.path.join(here, "python/lleaves_compile.py"), model_txt, cache])[2])["compile_s"]
-a["lleaves"] = measure([PY, os.path.join(here, "python/lleaves_score.py"), model_txt, cache, candidates, W("s_lleaves.csv"), "customer_id"])
-results["scoring_end_to_end"] = {k: {"seconds": v[0], "peak_rss_mb": v[1]} for k, v in a.items()}
-results["scoring_end_to_end"]["lleaves_compile_seconds"] = compile_s
+if run("a"):
+    log("(a) scoring end to end")
+    a = {}
+    a["audience"] = measure([A, "score", "--model", model, "--data", candidates, "--out", W("s_audience.csv"), "--force", "-q"])
+    a["pandas_lightgbm"] = measure([PY, os.path.join(here, "python/pandas_score.py"), model_txt, candidates, W("s_pandas.csv"), "customer_id"])
+    compile_s = json.loads(measure([PY, os.path.join(here, "python/lleaves_compile.py"), model_txt, cache])[2])["compile_s"]
+    a["lleaves"] = measure([PY, os.path.join(here, "python/lleaves_score.py"), model_txt, cache, candidates, W("s_lleaves.csv"), "customer_id"])
+    results["scoring_end_to_end"] = {k: {"seconds": v[0], "peak_rss_mb": v[1]} for k, v in a.items()}
+    results["scoring_end_to_end"]["lleaves_compile_seconds"] = compile_s
 
 # (b) Tree evaluation alone.
-log("(b) tree evaluation alone")
-evaluate = [args.evaluate_bin] if args.evaluate_bin else ["cargo", "bench", "--quiet", "--bench", "evaluate", "--"]
-ours = json.loads(measure([*evaluate, model, candidates, str(args.repeats)])[2].strip().splitlines()[-1])
-theirs = json.loads(measure([PY, os.path.join(here, "python/lleaves_eval.py"), model_txt, cache, candidates, str(args.repeats)])[2].strip().splitlines()[-1])
-results["tree_evaluation"] = {**ours, **theirs}
+if run("b"):
+    log("(b) tree evaluation alone")
+    evaluate = [args.evaluate_bin] if args.evaluate_bin else ["cargo", "bench", "--quiet", "--bench", "evaluate", "--"]
+    ours = json.loads(measure([*evaluate, model, candidates, str(args.repeats)])[2].strip().splitlines()[-1])
+    theirs = json.loads(measure([PY, os.path.join(here, "python/lleaves_eval.py"), model_txt, cache, candidates, str(args.repeats)])[2].strip().splitlines()[-1])
+    results["tree_evaluation"] = {**ours, **theirs}
 
 # (c) Training end to end.
-log("(c) training end to end")
-t_ours = measure([A, "train", "--data", history, "--label", "converted", "--id", "customer_id",
-                  "--out", W("model_train"), "--split-out", W("split.csv"), "--force", "-q"])
-manifest = json.load(open(W("model_train", "audience-model.json")))
-t_py = measure([PY, os.path.join(here, "python/train_pipeline.py"), history, W("split.csv"), W("model_train")])
-results["training_end_to_end"] = {
-    "audience": {"seconds": t_ours[0], "peak_rss_mb": t_ours[1], "auc": manifest["metrics"]["holdout"]["auc"]},
-    "python": {"seconds": t_py[0], "peak_rss_mb": t_py[1], **json.loads(t_py[2].strip().splitlines()[-1])},
-}
+if run("c"):
+    log("(c) training end to end")
+    t_ours = measure([A, "train", "--data", history, "--label", "converted", "--id", "customer_id",
+                      "--out", W("model_train"), "--split-out", W("split.csv"), "--force", "-q"])
+    manifest = json.load(open(W("model_train", "audience-model.json")))
+    t_py = measure([PY, os.path.join(here, "python/train_pipeline.py"), history, W("split.csv"), W("model_train")])
+    results["training_end_to_end"] = {
+        "audience": {"seconds": t_ours[0], "peak_rss_mb": t_ours[1], "auc": manifest["metrics"]["holdout"]["auc"]},
+        "python": {"seconds": t_py[0], "peak_rss_mb": t_py[1], **json.loads(t_py[2].strip().splitlines()[-1])},
+    }
 
 # (d) The rules of compare over a large table.
 rule_files = sorted(os.path.join(here, "rules", f) for f in os.listdir(os.path.join(here, "rules")))
-if args.rules_bin != "skip":
+if args.rules_bin != "skip" and run("d"):
     log("(d) rules")
     rules = [args.rules_bin] if args.rules_bin else ["cargo", "bench", "--quiet", "--bench", "rules", "--"]
     r_ours = measure([*rules, rules_table, "customer_id", *rule_files])
@@ -125,7 +131,7 @@ if args.rules_bin != "skip":
     }
 
 # (e) Peak memory scoring a large CSV (streamed): it should not grow with the input.
-if args.big_rows > 0:
+if args.big_rows > 0 and run("e"):
     log("(e) scoring a large file")
     big = synth(f"big_{args.big_rows}.csv", args.big_rows, 5)
     b_ours = measure([A, "score", "--model", model, "--data", big, "--out", W("s_big.csv"), "--force", "-q"])
@@ -135,7 +141,7 @@ if args.big_rows > 0:
 
 # (g) select: the model's audience of a rule's size on the large candidates table, beside
 # `score --top n` on the same file (the same people, by construction and checked here).
-if args.rules_bin != "skip" and args.select:
+if args.rules_bin != "skip" and args.select and run("g"):
     log("(g) select on the rules table")
     rule = os.path.join(here, "rules", "loyal_push.sql")
     sel = measure([A, "select", rule, "--model", model, "--data", rules_table, "--output", W("sel.csv"), "--force", "-q"])
@@ -149,15 +155,46 @@ if args.rules_bin != "skip" and args.select:
     for f in ("sel.csv", "top.csv"):
         os.remove(W(f))
 
+# (f) compare end to end (load, split, train, score the holdout, the rules, report) against the
+# same job in Python. The split both use comes from an untimed `train --split-out` with the same
+# settings (one round: the split does not depend on the model).
+compare_rows = [int(x) for x in args.compare_rows.split(",") if x.strip()] if run("f") else []
+results["compare_end_to_end"] = []
+for rows in compare_rows:
+    log(f"(f) compare end to end on {rows} rows")
+    hist = synth(f"history_{rows}.csv", rows, 3)
+    flags = ["--data", hist, "--label", "converted", "--id", "customer_id"]
+    subprocess.run([A, "train", *flags, "--num-rounds", "1", "--out", W("model_split"),
+                    "--split-out", W(f"split_{rows}.csv"), "--force", "-q"], check=True,
+                   stdout=subprocess.DEVNULL)
+    c_ours = measure([A, "compare", *rule_files, *flags, "--save-model", W("model_compare"),
+                      "-o", W(f"compare_{rows}.json"), "--force", "-q"])
+    report = json.load(open(W(f"compare_{rows}.json")))
+    c_py = measure([PY, os.path.join(here, "python/compare_job.py"), hist, W(f"split_{rows}.csv"),
+                    W("model_compare"), "2000", *rule_files])
+    py = json.loads(c_py[2].strip().splitlines()[-1])
+    ours_sizes = [r["size"] for r in report["rules"]]
+    results["compare_end_to_end"].append({
+        "rows": rows,
+        "audience": {"seconds": c_ours[0], "peak_rss_mb": c_ours[1], "auc": report["model"]["auc"],
+                     "audience_sizes": ours_sizes},
+        "python": {"seconds": c_py[0], "peak_rss_mb": c_py[1], "auc": py["auc"],
+                   "audience_sizes": py["audience_sizes"], "best_iteration": py["best_iteration"]},
+        "auc_abs_diff": abs(report["model"]["auc"] - py["auc"]),
+        "same_sizes": ours_sizes == py["audience_sizes"],
+    })
+
 os.makedirs(os.path.join(here, "results"), exist_ok=True)
-with open(os.path.join(here, "results", "latest.json"), "w") as f:
+name = "latest.json" if args.parts == "abcdefg" else f"latest-{args.parts}.json"
+with open(os.path.join(here, "results", name), "w") as f:
     json.dump(results, f, indent=2)
 
-s = results["scoring_end_to_end"]
-e = results["tree_evaluation"]
-t = results["training_end_to_end"]
+s = results.get("scoring_end_to_end")
+e = results.get("tree_evaluation")
+t = results.get("training_end_to_end")
 r = results.get("rules")
-print(f"""
+if s and e and t:
+    print(f"""
 | benchmark | audience | alternative | ratio (alternative / audience) |
 |---|---|---|---|
 | (a) score {args.rows} rows, {args.trees} trees, CSV in/out | {s['audience']['seconds']:.2f} s, {s['audience']['peak_rss_mb']:.0f} MB | pandas+lightgbm {s['pandas_lightgbm']['seconds']:.2f} s, {s['pandas_lightgbm']['peak_rss_mb']:.0f} MB | {s['pandas_lightgbm']['seconds'] / s['audience']['seconds']:.2f}x |
@@ -173,10 +210,16 @@ if r:
     print(f"rule audience sizes equal: {r['audience']['audience_sizes'] == r['duckdb']['audience_sizes']}")
 g = results.get("large_file")
 if g:
-    print(f"(e) scoring a {g['bytes'] / 1e9:.1f} GB CSV ({g['rows']} rows): {g['seconds']:.1f} s, peak RSS {g['peak_rss_mb']:.0f} MB "
-          f"(1M rows: {s['audience']['peak_rss_mb']:.0f} MB)")
-print(f"evaluation max |audience - LightGBM| = {e['max_abs_diff']:.3g}")
+    print(f"(e) scoring a {g['bytes'] / 1e9:.1f} GB CSV ({g['rows']} rows): {g['seconds']:.1f} s, peak RSS {g['peak_rss_mb']:.0f} MB")
+if e:
+    print(f"evaluation max |audience - LightGBM| = {e['max_abs_diff']:.3g}")
 x = results.get("select")
 if x:
     print(f"(g) select ({x['audience_size']} of {x['rows']} candidates): {x['select']['seconds']:.1f} s, peak RSS {x['select']['peak_rss_mb']:.0f} MB; "
           f"score --top {x['audience_size']}: {x['score_top']['seconds']:.1f} s, {x['score_top']['peak_rss_mb']:.0f} MB; same people: {x['same_people_as_score_top']}")
+for c in results["compare_end_to_end"]:
+    o, q = c["audience"], c["python"]
+    print(f"(f) compare, {c['rows']} rows, {len(rule_files)} rules: audience {o['seconds']:.1f} s, {o['peak_rss_mb']:.0f} MB; "
+          f"Python (pandas, lightgbm, DuckDB, scikit-learn) {q['seconds']:.1f} s, {q['peak_rss_mb']:.0f} MB; "
+          f"{q['seconds'] / o['seconds']:.2f}x faster, memory {o['peak_rss_mb'] / q['peak_rss_mb']:.2f}x Python's; "
+          f"|AUC difference| {c['auc_abs_diff']:.2g}, same audience sizes: {c['same_sizes']}")
