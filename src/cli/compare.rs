@@ -260,14 +260,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
         }
         Event::Round(p) => {
             if let Some(progress) = &mut training {
-                progress.update(p.round as u64, || {
-                    format!(
-                        "rounds; early-stopping AUC {} (best round {})",
-                        p.early_stopping_auc
-                            .map_or("n/a".into(), |a| format!("{a:.4}")),
-                        p.best_round
-                    )
-                });
+                progress.update(p.round as u64, || super::round_message(p));
             }
         }
         Event::Trained { notes } => {

@@ -357,6 +357,16 @@ impl Progress {
     }
 }
 
+/// A training round's progress message: shared by `train` and `compare`.
+pub fn round_message(p: &audience::model::train::RoundProgress) -> String {
+    format!(
+        "rounds; early-stopping AUC {} (best round {})",
+        p.early_stopping_auc
+            .map_or("n/a".into(), |a| format!("{a:.4}")),
+        p.best_round
+    )
+}
+
 /// Whether to colour terminal output: a TTY, and NO_COLOR unset or empty.
 pub fn use_color() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())

@@ -105,14 +105,7 @@ pub fn fit(
         audience::remote::shown(&history.table.path)
     ));
     let run = model::train_history(history, config, &mut |p| {
-        progress.update(p.round as u64, || {
-            format!(
-                "rounds; early-stopping AUC {} (best round {})",
-                p.early_stopping_auc
-                    .map_or("n/a".into(), |a| format!("{a:.4}")),
-                p.best_round
-            )
-        });
+        progress.update(p.round as u64, || super::round_message(&p));
         true
     })?;
     progress.finish();
