@@ -132,8 +132,18 @@ fn the_report_fits_80_and_120_column_terminals() {
             assert!(screen.contains(r["name"].as_str().unwrap()));
         }
         // The wide layout at 120 shows the interval beside the difference, the narrow one under it.
-        let wide = screen.contains("(+19.8, +24.2)")
-            && screen.lines().any(|l| l.contains("+22.0 (+19.8, +24.2)"));
+        let first = &report["rules"][0];
+        let ci = &first["rate_diff_ci"];
+        let interval = format!(
+            "({:+.1}, {:+.1})",
+            ci[0].as_f64().unwrap() * 100.0,
+            ci[1].as_f64().unwrap() * 100.0
+        );
+        let beside = format!(
+            "{:+.1} {interval}",
+            first["rate_diff"].as_f64().unwrap() * 100.0
+        );
+        let wide = screen.contains(&interval) && screen.lines().any(|l| l.contains(&beside));
         assert_eq!(wide, columns >= 100, "{columns}:\n{screen}");
     }
 }
