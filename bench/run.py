@@ -179,7 +179,8 @@ for rows in compare_rows:
         "audience": {"seconds": c_ours[0], "peak_rss_mb": c_ours[1], "auc": report["model"]["auc"],
                      "audience_sizes": ours_sizes},
         "python": {"seconds": c_py[0], "peak_rss_mb": c_py[1], "auc": py["auc"],
-                   "audience_sizes": py["audience_sizes"], "best_iteration": py["best_iteration"]},
+                   "audience_sizes": py["audience_sizes"], "best_iteration": py["best_iteration"],
+                   "phases": py["phases"]},
         "auc_abs_diff": abs(report["model"]["auc"] - py["auc"]),
         "same_sizes": ours_sizes == py["audience_sizes"],
     })

@@ -10,6 +10,7 @@ the last digits; the features, their kinds and the parameters from the bundle co
 usage: compare_job.py DATA.csv SPLIT.csv BUNDLE_DIR RESAMPLES RULE.sql..."""
 import json
 import sys
+import time
 
 import duckdb
 import lightgbm as lgb
@@ -18,6 +19,17 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 data, split_csv, bundle, resamples, *rules = sys.argv[1:]
+phases = {}
+clock = time.perf_counter()
+
+
+def phase(name):
+    global clock
+    now = time.perf_counter()
+    phases[name] = now - clock
+    clock = now
+
+
 resamples = int(resamples)
 manifest = json.load(open(f"{bundle}/audience-model.json"))
 features = manifest["features"]
@@ -27,6 +39,7 @@ label = manifest["label"]["column"]
 id_column = manifest["id"]["column"]
 df = pd.read_csv(data, dtype=categorical)
 part = pd.read_csv(split_csv)["part"].to_numpy()
+phase("read_s")
 X = df[names]
 y = df[label].to_numpy()
 params = dict(manifest["parameters"])
@@ -36,9 +49,11 @@ train = lgb.Dataset(X[fit], label=y[fit], params=params)
 valid = lgb.Dataset(X[early], label=y[early], reference=train)
 booster = lgb.train(params, train, num_boost_round=manifest["num_rounds"], valid_sets=[valid],
                     callbacks=[lgb.early_stopping(manifest["early_stopping_rounds"], first_metric_only=True, verbose=False)])
+phase("train_s")
 scores = booster.predict(X[hold], num_iteration=booster.best_iteration)
 y_hold = y[hold]
 auc = roc_auc_score(y_hold, scores)
+phase("score_auc_s")
 
 # The rules, over the whole history.
 con = duckdb.connect()
@@ -61,6 +76,7 @@ for rule in rules:
     rule_rows.append(rows)
     out_rules.append({"size": n, "rule_conversions": int(y_hold[rows].sum()),
                       "model_conversions": int(cum[n]), "overlap": int(in_top[rows].sum())})
+phase("rules_s")
 # Paired bootstrap: each resample draws |E| rows with replacement; a rule's audience is the drawn
 # copies of its people, the model's the top n' of the resample (n' the rule's size in it).
 diffs = [[] for _ in rules]
@@ -79,8 +95,9 @@ for _ in range(resamples):
         diffs[i].append((model - conv) / size)
 for r, d in zip(out_rules, diffs):
     r["interval"] = list(np.percentile(d, [2.5, 97.5])) if d else None
+phase("bootstrap_s")
 deciles = pd.DataFrame({"s": scores, "y": y_hold}).assign(
     d=lambda t: pd.qcut(-t["s"].rank(method="first"), 10, labels=False)).groupby("d")["y"].agg(["count", "sum"])
 print(json.dumps({"auc": auc, "best_iteration": booster.best_iteration, "holdout_rows": int(hold.sum()),
                   "audience_sizes": [r["size"] for r in out_rules], "rules": out_rules,
-                  "deciles": deciles.to_numpy().tolist()}))
+                  "deciles": deciles.to_numpy().tolist(), "phases": phases}))
