@@ -193,6 +193,9 @@ fn progress_fits_80_columns_moves_and_starts_at_once() {
     let mut reading_frames = std::collections::BTreeSet::new();
     let mut saw_training_bar = false;
     let screen = loop {
+        // Physical lines (a bar redrawn in place confuses tmux's joining of wrapped lines):
+        // a bar wider than the pane would push its count onto the next line, so each bar line
+        // must hold its own end.
         let screen = tmux.run(&["capture-pane", "-p"]);
         let elapsed = started.elapsed();
         if first_output.is_none() && !screen.trim().is_empty() {
@@ -210,7 +213,11 @@ fn progress_fits_80_columns_moves_and_starts_at_once() {
                 // The spinner's frame is the first character after "Reading ".
                 reading_frames.insert(rest.chars().next().unwrap());
             }
-            if line.starts_with("training [") && line.contains("/40") {
+            if line.starts_with("training [") {
+                assert!(
+                    line.contains("] ") && line.contains("/40"),
+                    "the bar does not fit its line:\n{screen}"
+                );
                 saw_training_bar = true;
             }
         }

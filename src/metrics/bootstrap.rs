@@ -8,7 +8,8 @@
 //! rarely (85-89% for a nominal 95% in the simulation of the issue that led here).
 //!
 //! The model's ranking is computed once, and a resample draws rank positions (each row is drawn
-//! through its position, which is the same uniform draw). Per resample, the drawn copies are
+//! through its position, which is the same uniform draw; among equal scores positions follow the
+//! rows' order, so no id changes a draw). Per resample, the drawn copies are
 //! counted bucket by bucket of nearby positions (see `draw_copies`), summed per group of equal
 //! scores in rank order; the top n' is then a prefix of those groups plus a pro-rata share
 //! of the group the cut falls in (see `ranking`), found by binary search: O(|E|) per resample for
@@ -48,7 +49,12 @@ pub fn paired_rate_diff_intervals(
     let groups = ranking.groups();
     // Everything per resample is indexed by rank position, not by row: a group of equal scores
     // is then a run of positions, and the rules' members, sorted by position, are read in order.
-    let order = ranking.order();
+    // Within a group the positions follow the rows' own order, not the ids' tie keys, so the
+    // draws, like every other figure, are the same whatever the ids.
+    let mut order = ranking.order().to_vec();
+    for g in 0..groups {
+        order[ranking.group(g)].sort_unstable();
+    }
     let label_at: Vec<u8> = order.iter().map(|&row| labels[row]).collect();
     let mut position_of = vec![0u32; n];
     for (position, &row) in order.iter().enumerate() {
