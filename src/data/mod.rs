@@ -203,7 +203,6 @@ pub fn did_you_mean(name: &str, columns: &[&str]) -> String {
 /// Loads a whole table. Numbers become Float64 (so `1` and `1.5` in one column never clash), the
 /// `text_columns` stay text, everything else keeps the type DataFusion infers.
 pub fn load_table(path: &Path, options: &LoadOptions) -> Result<Table> {
-    check_readable(path)?;
     let ctx = session();
     let typed = table_schema(&ctx, path, options)?;
     // DataFusion's CSV decoder does not apply the null pattern that its type inference honours:

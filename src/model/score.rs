@@ -158,7 +158,6 @@ pub fn score_file_observed(
     observe: &mut dyn FnMut(&str, f64),
 ) -> Result<ScoreSummary> {
     output::check_file_output(output, options.force, &output::Inputs::of([input]))?;
-    crate::data::check_readable(input)?;
     let id_column = (!bundle.id.generated).then(|| bundle.id.column.clone());
     let mut load = candidate_load_options(bundle, options.delimiter);
     load.text_columns
