@@ -518,7 +518,6 @@ impl axum::serve::Listener for BoundedListener {
                             inner: stream,
                             timeout: self.read_timeout,
                             idle: None,
-                            write_closed: false,
                             linger: None,
                             drained: 0,
                             _slot: permit,
@@ -548,8 +547,7 @@ pub struct TimedStream {
     inner: tokio::net::TcpStream,
     timeout: std::time::Duration,
     idle: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
-    /// The server's side of the connection is shut down (FIN sent); what follows is the linger.
-    write_closed: bool,
+    /// Set once the server's side of the connection is shut down (FIN sent): the linger's end.
     linger: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
     drained: usize,
     _slot: tokio::sync::OwnedSemaphorePermit,
@@ -616,9 +614,8 @@ impl tokio::io::AsyncWrite for TimedStream {
         use std::task::{Poll, ready};
         use tokio::io::AsyncRead;
         let this = self.get_mut();
-        if !this.write_closed {
+        if this.linger.is_none() {
             ready!(std::pin::Pin::new(&mut this.inner).poll_shutdown(cx))?;
-            this.write_closed = true;
         }
         let linger = this
             .linger
