@@ -22,6 +22,48 @@ use std::sync::Mutex;
 use crate::output::Temporary;
 use crate::{Error, Result};
 
+/// An `s3://bucket/key` address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Uri {
+    pub bucket: String,
+    pub key: String,
+}
+
+impl S3Uri {
+    pub fn parse(text: &str) -> Result<S3Uri> {
+        let rest = text
+            .strip_prefix("s3://")
+            .ok_or_else(|| Error::Config(format!("{text:?} is not an s3:// address")))?;
+        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(Error::Config(format!("{text:?} names no bucket")));
+        }
+        Ok(S3Uri {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+        })
+    }
+
+    /// This address with `/part` appended.
+    pub fn join(&self, part: &str) -> S3Uri {
+        let key = if self.key.is_empty() || self.key.ends_with('/') {
+            format!("{}{part}", self.key)
+        } else {
+            format!("{}/{part}", self.key)
+        };
+        S3Uri {
+            bucket: self.bucket.clone(),
+            key,
+        }
+    }
+}
+
+impl std::fmt::Display for S3Uri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.key)
+    }
+}
+
 /// Spool paths and the s3:// address each one stands for.
 static NAMES: Mutex<Vec<(PathBuf, String)>> = Mutex::new(Vec::new());
 
@@ -145,7 +187,7 @@ impl Remote {
             return Ok(path.to_path_buf());
         }
         let name = path.to_string_lossy().into_owned();
-        let uri = parse(&name)?;
+        let uri = S3Uri::parse(&name)?;
         if uri.key.is_empty() || uri.key.ends_with('/') {
             return Err(output_error(
                 &name,
@@ -203,7 +245,7 @@ impl Remote {
 
     #[cfg(feature = "sagemaker")]
     fn fetch(&mut self, name: &str) -> Result<PathBuf> {
-        let uri = parse(name)?;
+        let uri = S3Uri::parse(name)?;
         let file_name = uri
             .key
             .rsplit('/')
@@ -226,7 +268,7 @@ impl Remote {
 
     #[cfg(feature = "sagemaker")]
     fn matching(&mut self, pattern: &str) -> Result<Vec<String>> {
-        let uri = parse(pattern)?;
+        let uri = S3Uri::parse(pattern)?;
         let Some(first) = uri.key.find(['*', '?', '[']) else {
             return Ok(vec![pattern.to_string()]);
         };
@@ -240,7 +282,7 @@ impl Remote {
             require_literal_separator: true,
             ..Default::default()
         };
-        let listed = self.aws()?.list(&crate::sagemaker::aws::S3Uri {
+        let listed = self.aws()?.list(&S3Uri {
             bucket: uri.bucket.clone(),
             key: prefix.to_string(),
         })?;
@@ -258,18 +300,18 @@ impl Remote {
     }
 
     #[cfg(feature = "sagemaker")]
-    fn exists(&mut self, uri: &crate::sagemaker::aws::S3Uri) -> Result<bool> {
+    fn exists(&mut self, uri: &S3Uri) -> Result<bool> {
         self.aws()?.exists(uri)
     }
 
     #[cfg(feature = "sagemaker")]
-    fn bucket_exists(&mut self, uri: &crate::sagemaker::aws::S3Uri) -> Result<bool> {
+    fn bucket_exists(&mut self, uri: &S3Uri) -> Result<bool> {
         self.aws()?.bucket_exists(&uri.bucket)
     }
 
     #[cfg(feature = "sagemaker")]
     fn upload(&mut self, upload: &Upload) -> Result<()> {
-        let uri = parse(&upload.name)?;
+        let uri = S3Uri::parse(&upload.name)?;
         self.aws()?.upload_new(&upload.local, &uri, upload.force)
     }
 
@@ -297,32 +339,6 @@ impl Remote {
     fn upload(&mut self, upload: &Upload) -> Result<()> {
         Err(no_aws(&upload.name))
     }
-}
-
-#[cfg(feature = "sagemaker")]
-use crate::sagemaker::aws::S3Uri;
-
-#[cfg(not(feature = "sagemaker"))]
-#[derive(Debug)]
-struct S3Uri {
-    key: String,
-}
-
-#[cfg(not(feature = "sagemaker"))]
-impl std::fmt::Display for S3Uri {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "s3://{}", self.key)
-    }
-}
-
-#[cfg(feature = "sagemaker")]
-fn parse(name: &str) -> Result<S3Uri> {
-    S3Uri::parse(name)
-}
-
-#[cfg(not(feature = "sagemaker"))]
-fn parse(name: &str) -> Result<S3Uri> {
-    Err(no_aws(name))
 }
 
 #[cfg(not(feature = "sagemaker"))]

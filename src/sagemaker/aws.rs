@@ -32,46 +32,20 @@ pub struct Aws {
     sagemaker: aws_sdk_sagemaker::Client,
 }
 
-/// An `s3://bucket/key` address.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct S3Uri {
-    pub bucket: String,
-    pub key: String,
+pub use crate::remote::S3Uri;
+
+/// The HTTP status an SDK call was answered with, when it got an answer.
+fn http_status<E>(
+    err: &aws_sdk_sagemaker::error::SdkError<E, aws_sdk_sagemaker::config::http::HttpResponse>,
+) -> Option<u16> {
+    err.raw_response().map(|r| r.status().as_u16())
 }
 
-impl S3Uri {
-    pub fn parse(text: &str) -> Result<S3Uri> {
-        let rest = text
-            .strip_prefix("s3://")
-            .ok_or_else(|| Error::Config(format!("{text:?} is not an s3:// address")))?;
-        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            return Err(Error::Config(format!("{text:?} names no bucket")));
-        }
-        Ok(S3Uri {
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-        })
-    }
-
-    /// This address with `/part` appended.
-    pub fn join(&self, part: &str) -> S3Uri {
-        let key = if self.key.is_empty() || self.key.ends_with('/') {
-            format!("{}{part}", self.key)
-        } else {
-            format!("{}/{part}", self.key)
-        };
-        S3Uri {
-            bucket: self.bucket.clone(),
-            key,
-        }
-    }
-}
-
-impl std::fmt::Display for S3Uri {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "s3://{}/{}", self.bucket, self.key)
-    }
+/// The texts of an error's chain of causes, from `first` inwards.
+fn cause_texts(first: Option<&(dyn std::error::Error + 'static)>) -> Vec<String> {
+    std::iter::successors(first, |e| e.source())
+        .map(|e| e.to_string())
+        .collect()
 }
 
 /// Turns an SDK error into one line that says what failed and what to check.
@@ -86,7 +60,7 @@ where
     // A refusal is a refusal whatever its body: some compatible servers answer a JSON-protocol
     // call with an XML error the SDK cannot parse.
     if let Some(raw) = err.raw_response()
-        && matches!(raw.status().as_u16(), 401 | 403)
+        && matches!(http_status(&err), Some(401 | 403))
         && !matches!(err, SdkError::ServiceError(_))
     {
         let body = raw
@@ -131,13 +105,10 @@ where
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
             // The innermost causes say why (connection refused, a name that does not resolve).
             let mut causes = Vec::new();
-            let mut source = std::error::Error::source(&err);
-            while let Some(s) = source {
-                let text = s.to_string();
+            for text in cause_texts(std::error::Error::source(&err)) {
                 if !causes.contains(&text) {
                     causes.push(text);
                 }
-                source = s.source();
             }
             if causes.is_empty() {
                 causes.push(err.to_string());
@@ -146,14 +117,7 @@ where
         }
         other => {
             // Keep the chain of causes: they say e.g. that no credentials were found.
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(s) = source {
-                text.push_str(": ");
-                text.push_str(&s.to_string());
-                source = s.source();
-            }
-            text
+            cause_texts(Some(other)).join(": ")
         }
     };
     Error::Aws(format!("{what}: {message}"))
@@ -169,10 +133,7 @@ fn s3_error<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let not_found = err
-        .raw_response()
-        .is_some_and(|r| r.status().as_u16() == 404);
-    if not_found {
+    if http_status(&err) == Some(404) {
         let (code, text) = match err.as_service_error() {
             Some(e) => (
                 e.code().unwrap_or("NotFound").to_string(),
@@ -369,7 +330,7 @@ impl Aws {
         crate::data::runtime().block_on(async {
             match self.s3.head_bucket().bucket(bucket).send().await {
                 Ok(_) => Ok(true),
-                Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(false),
+                Err(e) if http_status(&e) == Some(404) => Ok(false),
                 Err(e) => Err(aws_error(&format!("looking for bucket {bucket}"), e)),
             }
         })
@@ -393,14 +354,12 @@ impl Aws {
             }
             match put.send().await {
                 Ok(_) => Ok(()),
-                Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => {
-                    Err(Error::Output {
-                        path: to.to_string().into(),
-                        message: "appeared while this run was writing it (another run?); pass \
+                Err(e) if http_status(&e) == Some(412) => Err(Error::Output {
+                    path: to.to_string().into(),
+                    message: "appeared while this run was writing it (another run?); pass \
                                   --force to replace it"
-                            .into(),
-                    })
-                }
+                        .into(),
+                }),
                 Err(e) => Err(s3_error(&format!("uploading to {to}"), to, e)),
             }
         })
