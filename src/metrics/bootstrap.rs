@@ -90,8 +90,7 @@ pub fn paired_rate_diff_intervals(
             |s, b| {
                 draw_copies(
                     &mut Stream::new(seed, b as u64),
-                    n,
-                    s.copies.as_mut_slice(),
+                    &mut s.copies,
                     &mut s.draws,
                     &mut s.bucket_fill,
                 );
@@ -189,18 +188,18 @@ const BUCKET_BITS: u32 = 12;
 /// Up to this many positions (256 KB of counts) the draws are applied as they come.
 const DIRECT_MAX: usize = 1 << 16;
 
-/// One resample's copies of each of `n` positions: `n` draws of a position in 0..n from
-/// `stream`. Only the counts matter, not the order of the draws, so they are applied bucket by
+/// One resample's copies of each of the `n = copies.len()` positions: `n` draws of a position in
+/// 0..n from `stream` (`draws` holds `n` entries, `bucket_fill` one per bucket and one more). Only the counts matter, not the order of the draws, so they are applied bucket by
 /// bucket of nearby positions (a counting sort by bucket, the stream run twice: once to count,
 /// once to place) instead of in draw order: on an evaluation set of millions, incrementing
 /// counts at random positions spends its time waiting on memory.
 fn draw_copies(
     stream: &mut Stream,
-    n: usize,
     copies: &mut [u32],
     draws: &mut [u32],
     bucket_fill: &mut [usize],
 ) {
+    let n = copies.len();
     copies.fill(0);
     if n <= DIRECT_MAX {
         // Small enough to stay in cache as it is: the counts in draw order (the same counts).
@@ -282,13 +281,7 @@ mod tests {
             let mut copies = vec![0u32; n];
             let mut draws = vec![0u32; n];
             let mut fill = vec![0usize; (n >> BUCKET_BITS) + 2];
-            draw_copies(
-                &mut Stream::new(5, 3),
-                n,
-                &mut copies,
-                &mut draws,
-                &mut fill,
-            );
+            draw_copies(&mut Stream::new(5, 3), &mut copies, &mut draws, &mut fill);
             let mut expected = vec![0u32; n];
             let mut stream = Stream::new(5, 3);
             for _ in 0..n {
