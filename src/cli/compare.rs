@@ -253,10 +253,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
                 p.finish();
             }
             let progress = training.insert(Progress::new(args.quiet, Some(rounds), "training"));
-            progress.note(&format!(
-                "Training on {rows} rows ({positives} conversions) from {}",
-                audience::remote::shown(path)
-            ));
+            progress.note(&super::training_line(rows, positives, path));
         }
         Event::Round(p) => {
             if let Some(progress) = &mut training {

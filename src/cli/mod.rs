@@ -357,6 +357,14 @@ impl Progress {
     }
 }
 
+/// The line that starts training: shared by `train` and `compare`.
+pub fn training_line(rows: usize, positives: usize, path: &std::path::Path) -> String {
+    format!(
+        "Training on {rows} rows ({positives} conversions) from {}",
+        audience::remote::shown(path)
+    )
+}
+
 /// A training round's progress message: shared by `train` and `compare`.
 pub fn round_message(p: &audience::model::train::RoundProgress) -> String {
     format!(

@@ -98,11 +98,10 @@ pub fn fit(
     quiet: bool,
 ) -> Result<TrainingRun> {
     let mut progress = Progress::new(quiet, Some(u64::from(config.model.num_rounds)), "training");
-    progress.note(&format!(
-        "Training on {} rows ({} conversions) from {}",
+    progress.note(&super::training_line(
         history.table.num_rows(),
         history.positives(),
-        audience::remote::shown(&history.table.path)
+        &history.table.path,
     ));
     let run = model::train_history(history, config, &mut |p| {
         progress.update(p.round as u64, || super::round_message(&p));
