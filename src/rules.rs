@@ -594,9 +594,10 @@ async fn execute_rule(
 
 /// Runs `rule` over a table file read as it streams from disk (the candidates of `select`),
 /// under `limits`, and returns `key` of each id it selects, taken as the result streams (a rule
-/// may repeat an id; only the keys are kept, so a compact key keeps memory small). The file is registered as `table` read with
-/// `load`, the same types `score` reads it with; `id_column` must be a column of the file. A rule whose result can depend on the order partitions finish in
-/// runs on one partition, as `RuleRunner` runs it.
+/// may repeat an id; only the keys are kept, so a compact key keeps memory small). The file is
+/// registered as `table` read with `load`, the same types `score` reads it with; `id_column`
+/// must be a column of the file. A rule whose result can depend on the order partitions finish
+/// in runs on one partition, as `RuleRunner` runs it.
 pub fn run_over_file<K: Send + 'static>(
     rule: &Rule,
     path: &Path,

@@ -381,17 +381,7 @@ fn an_object_that_appears_meanwhile_is_not_replaced() {
         "{refused}"
     );
     assert!(refused.is_bad_input());
-    assert_eq!(
-        emulator.boto3(&format!(
-            "import sys\nsys.stdout.write(s3.get_object(Bucket='{BUCKET}', Key='reports/r.json')['Body'].read().decode())"
-        )),
-        "first"
-    );
+    assert_eq!(get_object(&emulator, "reports/r.json"), "first");
     aws.upload_new(&second, &to, true).unwrap();
-    assert_eq!(
-        emulator.boto3(&format!(
-            "import sys\nsys.stdout.write(s3.get_object(Bucket='{BUCKET}', Key='reports/r.json')['Body'].read().decode())"
-        )),
-        "second"
-    );
+    assert_eq!(get_object(&emulator, "reports/r.json"), "second");
 }
