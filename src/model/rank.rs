@@ -9,8 +9,7 @@
 //! eight passes for the score, and more over the tie key only while some cut's row shares its
 //! score with others), then stream the rows once more.
 
-use std::collections::HashMap;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 
 /// A key that sorts ascending as scores sort descending (total order, NaN last).
@@ -38,6 +37,65 @@ pub fn score_of_key(key: u64) -> f64 {
 /// The full sort key of a row: score (best first), then tie key.
 fn full_key(score: f64, tie: u64) -> u128 {
     (u128::from(descending_key(score)) << 64) | u128::from(tie)
+}
+
+/// Rows whose keys `ScoreSpool::select` sorts in memory (16 bytes each) rather than selecting
+/// them by passes over the spool file.
+pub const SORTED_SELECT_ROWS: u64 = 1 << 22;
+
+/// Rows read from a spool file at a time (few in tests, so that they cross block boundaries).
+const SPOOL_READ_ROWS: usize = if cfg!(test) { 1000 } else { 1 << 16 };
+
+fn pair_of(bytes: &[u8]) -> (f64, u64) {
+    let score = f64::from_le_bytes(bytes[..8].try_into().expect("16-byte pairs"));
+    let tie = u64::from_le_bytes(bytes[8..16].try_into().expect("16-byte pairs"));
+    (score, tie)
+}
+
+/// A spool's rows read back in input order, a block at a time.
+pub struct SpoolRows {
+    file: std::fs::File,
+    buffer: Vec<u8>,
+    at: usize,
+    filled: usize,
+    left: u64,
+}
+
+impl SpoolRows {
+    /// The next block of rows (16 bytes each), or None at the end.
+    fn next_chunk(&mut self) -> std::io::Result<Option<&[u8]>> {
+        if self.at < self.filled {
+            let chunk = &self.buffer[self.at..self.filled];
+            self.at = self.filled;
+            return Ok(Some(chunk));
+        }
+        if self.left == 0 {
+            return Ok(None);
+        }
+        let rows = self.left.min(SPOOL_READ_ROWS as u64) as usize;
+        self.file.read_exact(&mut self.buffer[..rows * 16])?;
+        self.left -= rows as u64;
+        self.at = rows * 16;
+        self.filled = rows * 16;
+        Ok(Some(&self.buffer[..rows * 16]))
+    }
+
+    /// The next row's score and tie key.
+    pub fn next_row(&mut self) -> std::io::Result<Option<(f64, u64)>> {
+        if self.at == self.filled {
+            if self.left == 0 {
+                return Ok(None);
+            }
+            let rows = self.left.min(SPOOL_READ_ROWS as u64) as usize;
+            self.file.read_exact(&mut self.buffer[..rows * 16])?;
+            self.left -= rows as u64;
+            self.at = 0;
+            self.filled = rows * 16;
+        }
+        let row = pair_of(&self.buffer[self.at..self.at + 16]);
+        self.at += 16;
+        Ok(Some(row))
+    }
 }
 
 /// Scores and tie keys appended in input order to a file of little-endian (f64, u64) pairs.
@@ -74,23 +132,68 @@ impl ScoreSpool {
         self.count == 0
     }
 
+    /// Every (score, tie key), in input order.
+    pub fn rows(&mut self) -> std::io::Result<SpoolRows> {
+        self.writer.flush()?;
+        Ok(SpoolRows {
+            file: self.file.reopen()?,
+            buffer: vec![0u8; SPOOL_READ_ROWS * 16],
+            at: 0,
+            filled: 0,
+            left: self.count,
+        })
+    }
+
     /// Every full key, in input order.
     fn for_each_key(&mut self, mut f: impl FnMut(u128)) -> std::io::Result<()> {
-        self.writer.flush()?;
-        let mut reader = BufReader::with_capacity(1 << 20, self.file.reopen()?);
-        let mut buffer = [0u8; 16];
-        for _ in 0..self.count {
-            reader.read_exact(&mut buffer)?;
-            let score = f64::from_le_bytes(buffer[..8].try_into().expect("8 bytes"));
-            let tie = u64::from_le_bytes(buffer[8..].try_into().expect("8 bytes"));
-            f(full_key(score, tie));
+        let mut rows = self.rows()?;
+        while let Some(chunk) = rows.next_chunk()? {
+            for pair in chunk.chunks_exact(16) {
+                let (score, tie) = pair_of(pair);
+                f(full_key(score, tie));
+            }
         }
         Ok(())
     }
 
-    /// For each position (0-based, best first), the row there: as much of its key as tells it
-    /// apart, how many rows come before it, and how many rows share its score.
+    /// For each position (0-based, best first, below `len()`), the row there: as much of its
+    /// key as tells it apart, how many rows come before it, and how many rows share its score.
+    /// Up to [`SORTED_SELECT_ROWS`] rows, the keys are sorted in memory; past that, selected
+    /// by radix passes over the file.
     pub fn select(&mut self, positions: &[u64]) -> std::io::Result<Vec<Cut>> {
+        if self.count <= SORTED_SELECT_ROWS {
+            self.select_sorted(positions)
+        } else {
+            self.select_streamed(positions)
+        }
+    }
+
+    /// `select` by sorting every key in memory (16 bytes a row).
+    fn select_sorted(&mut self, positions: &[u64]) -> std::io::Result<Vec<Cut>> {
+        let mut keys = Vec::with_capacity(self.count as usize);
+        self.for_each_key(|key| keys.push(key))?;
+        keys.sort_unstable();
+        Ok(positions
+            .iter()
+            .map(|&position| {
+                let key = keys[position as usize];
+                let score = key >> 64;
+                let score_before = keys.partition_point(|&k| k >> 64 < score) as u64;
+                let score_end = keys.partition_point(|&k| k >> 64 <= score) as u64;
+                Cut {
+                    position,
+                    prefix: key,
+                    bits: 128,
+                    before: keys.partition_point(|&k| k < key) as u64,
+                    score_ties: score_end - score_before,
+                    score_before,
+                }
+            })
+            .collect())
+    }
+
+    /// `select` in bounded memory: one byte of the key per pass over the file.
+    fn select_streamed(&mut self, positions: &[u64]) -> std::io::Result<Vec<Cut>> {
         struct Target {
             /// The key's known high bits.
             prefix: u128,
@@ -208,19 +311,21 @@ impl Cut {
 
 /// Streams rows in input order and tells, for each, how many cuts it lies at or past.
 pub struct CutCounter {
+    /// In position order, so their prefixes never decrease.
     cuts: Vec<Cut>,
     /// Key bits the cuts know (the same for every cut of one selection).
     bits: u32,
-    /// Per cut prefix: rows with that prefix seen so far.
-    equal_seen: HashMap<u128, u64>,
+    /// At the first cut of each run of cuts sharing a prefix: rows with that prefix seen so far.
+    equal_seen: Vec<u64>,
 }
 
 impl CutCounter {
-    /// Cuts from one `ScoreSpool::select`.
-    pub fn new(cuts: Vec<Cut>) -> CutCounter {
+    /// Cuts from one `ScoreSpool::select`, in any order.
+    pub fn new(mut cuts: Vec<Cut>) -> CutCounter {
         let bits = cuts.first().map_or(0, |c| c.bits);
         assert!(cuts.iter().all(|c| c.bits == bits), "cuts of one selection");
-        let equal_seen = cuts.iter().map(|c| (c.prefix, 0)).collect();
+        cuts.sort_by_key(|c| c.position);
+        let equal_seen = vec![0; cuts.len()];
         CutCounter {
             cuts,
             bits,
@@ -240,16 +345,18 @@ impl CutCounter {
         } else {
             key >> (128 - self.bits)
         };
-        let seen = self.equal_seen.get(&mine).copied();
-        let passed = self
-            .cuts
-            .iter()
-            .filter(|c| {
-                mine > c.prefix || (mine == c.prefix && c.before + seen.unwrap_or(0) >= c.position)
-            })
-            .count();
-        if let Some(seen) = self.equal_seen.get_mut(&mine) {
-            *seen += 1;
+        // Every cut with a smaller prefix lies before this row; of those sharing its prefix,
+        // the ones whose position the rows of that prefix seen so far have reached.
+        let first_equal = self.cuts.partition_point(|c| c.prefix < mine);
+        let mut passed = first_equal;
+        if self.cuts.get(first_equal).is_some_and(|c| c.prefix == mine) {
+            let seen = self.equal_seen[first_equal];
+            passed += self.cuts[first_equal..]
+                .iter()
+                .take_while(|c| c.prefix == mine)
+                .filter(|c| c.before + seen >= c.position)
+                .count();
+            self.equal_seen[first_equal] += 1;
         }
         passed
     }
@@ -335,39 +442,62 @@ mod tests {
         for (p, &r) in order.iter().enumerate() {
             position[r] = p as u64;
         }
-        for bins in [10usize, 100] {
-            let starts = bin_starts(scores.len() as u64, bins);
-            assert_eq!(starts.len(), bins - 1);
-            let cuts = spool.select(&starts).unwrap();
+        // Both ways of selecting: keys sorted in memory and radix passes over the file.
+        type Select = fn(&mut ScoreSpool, &[u64]) -> std::io::Result<Vec<Cut>>;
+        let ways: [Select; 2] = [ScoreSpool::select_sorted, ScoreSpool::select_streamed];
+        for select in ways {
+            for bins in [10usize, 100] {
+                let starts = bin_starts(scores.len() as u64, bins);
+                assert_eq!(starts.len(), bins - 1);
+                let cuts = select(&mut spool, &starts).unwrap();
+                let mut counter = CutCounter::new(cuts);
+                for (r, &s) in scores.iter().enumerate() {
+                    let bin = 1 + counter.passed(s, ties[r]);
+                    let expected =
+                        crate::metrics::bin_of_position(position[r] as usize, scores.len(), bins);
+                    assert_eq!(bin, expected, "row {r}, score {s}");
+                }
+            }
+            // A top-N cut keeps exactly N rows, the best ones.
+            let cuts = select(&mut spool, &[123]).unwrap();
             let mut counter = CutCounter::new(cuts);
-            for (r, &s) in scores.iter().enumerate() {
-                let bin = 1 + counter.passed(s, ties[r]);
-                let expected =
-                    crate::metrics::bin_of_position(position[r] as usize, scores.len(), bins);
-                assert_eq!(bin, expected, "row {r}, score {s}");
+            let kept: Vec<usize> = (0..scores.len())
+                .filter(|&r| counter.passed(scores[r], ties[r]) == 0)
+                .collect();
+            assert_eq!(kept.len(), 123);
+            assert!(kept.iter().all(|&r| position[r] < 123));
+            // Every cut position, with how many rows share the score there.
+            for p in [0u64, 1, 122, 123, 2500, 4999] {
+                let cut = select(&mut spool, &[p]).unwrap()[0];
+                let score = scores[order[p as usize]];
+                let equal = scores.iter().filter(|&&s| s == score).count() as u64;
+                let better = scores.iter().filter(|&&s| s > score).count() as u64;
+                assert_eq!((cut.score_ties, cut.score_before), (equal, better), "{p}");
+                let mut counter = CutCounter::new(vec![cut]);
+                let kept = (0..scores.len())
+                    .filter(|&r| counter.passed(scores[r], ties[r]) == 0)
+                    .count() as u64;
+                assert_eq!(kept, p);
             }
         }
-        // A top-N cut keeps exactly N rows, the best ones.
-        let cuts = spool.select(&[123]).unwrap();
-        let mut counter = CutCounter::new(cuts);
-        let kept: Vec<usize> = (0..scores.len())
-            .filter(|&r| counter.passed(scores[r], ties[r]) == 0)
+    }
+
+    #[test]
+    fn spooled_rows_come_back_in_input_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = ScoreSpool::new_in(dir.path()).unwrap();
+        let rows: Vec<(f64, u64)> = (0..2_345u64)
+            .map(|i| (1.0 / (i + 1) as f64, i * 31))
             .collect();
-        assert_eq!(kept.len(), 123);
-        assert!(kept.iter().all(|&r| position[r] < 123));
-        // Every cut position, with how many rows share the score there.
-        for p in [0u64, 1, 122, 123, 2500, 4999] {
-            let cut = spool.select(&[p]).unwrap()[0];
-            let score = scores[order[p as usize]];
-            let equal = scores.iter().filter(|&&s| s == score).count() as u64;
-            let better = scores.iter().filter(|&&s| s > score).count() as u64;
-            assert_eq!((cut.score_ties, cut.score_before), (equal, better), "{p}");
-            let mut counter = CutCounter::new(vec![cut]);
-            let kept = (0..scores.len())
-                .filter(|&r| counter.passed(scores[r], ties[r]) == 0)
-                .count() as u64;
-            assert_eq!(kept, p);
+        for &(s, t) in &rows {
+            spool.push(s, t).unwrap();
         }
+        let mut back = Vec::new();
+        let mut read = spool.rows().unwrap();
+        while let Some(row) = read.next_row().unwrap() {
+            back.push(row);
+        }
+        assert_eq!(back, rows);
     }
 
     #[test]
@@ -377,7 +507,7 @@ mod tests {
         for i in 0..1000u64 {
             spool.push(i as f64 / 1000.0, 7).unwrap();
         }
-        let cut = spool.select(&[10]).unwrap()[0];
+        let cut = spool.select_streamed(&[10]).unwrap()[0];
         assert_eq!(cut.bits, 64);
         assert_eq!((cut.tied(), cut.score_before), (0, 10));
     }
