@@ -30,6 +30,8 @@
 //! Leaf values are added to the row's running sum tree by tree, in model order, as the walker
 //! adds them, so the results are the same to the last bit (the evaluator zoo checks it).
 
+use cranelift_codegen::Context;
+use cranelift_codegen::control::ControlPlane;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
     AbiParam, Block, InstBuilder, MachMemFlags, UserFuncName, Value, types,
@@ -37,7 +39,8 @@ use cranelift_codegen::ir::{
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{Linkage, Module, default_libcall_names};
+use cranelift_module::{Linkage, Module, ModuleReloc, default_libcall_names};
+use rayon::prelude::*;
 
 use super::{CATEGORICAL, DEFAULT_LEFT, MISSING_NAN, MISSING_ZERO, Tree, TreeEnsemble};
 
@@ -325,41 +328,67 @@ impl CompiledTrees {
             .map_err(|e| format!("no code generator for this machine: {e}"))?
             .finish(settings::Flags::new(flags))
             .map_err(|e| e.to_string())?;
-        let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
-        let mut ctx = module.make_context();
-        let mut builder_ctx = FunctionBuilderContext::new();
+        let mut module = JITModule::new(JITBuilder::with_isa(isa.clone(), default_libcall_names()));
         let pointer = module.target_config().pointer_type();
         let layout = Layout::of(ensemble, shape.max_keys)?;
-        let mut ids = Vec::new();
         let trees: Vec<(&Tree, &[(Source, LeftSet)])> = ensemble
             .trees
             .iter()
             .zip(layout.sources.iter().map(Vec::as_slice))
             .collect();
-        for (index, trees) in trees.chunks(shape.trees_per_function).enumerate() {
-            let mut sig = module.make_signature();
-            sig.params.push(AbiParam::new(pointer));
-            sig.params.push(AbiParam::new(types::I64));
-            sig.params.push(AbiParam::new(types::I64));
-            sig.params.push(AbiParam::new(pointer));
-            sig.params.push(AbiParam::new(pointer));
-            sig.params.push(AbiParam::new(types::I64));
-            let id = module
-                .declare_function(&format!("trees_{index}"), Linkage::Local, &sig)
-                .map_err(|e| e.to_string())?;
-            ctx.func.signature = sig;
-            ctx.func.name = UserFuncName::user(0, id.as_u32());
-            {
-                let mut b = FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
-                emit_function(&mut b, &layout, trees, pointer, shape);
-                b.seal_all_blocks();
-                b.finalize(module.target_config());
-            }
+        let mut sig = module.make_signature();
+        sig.params.push(AbiParam::new(pointer));
+        sig.params.push(AbiParam::new(types::I64));
+        sig.params.push(AbiParam::new(types::I64));
+        sig.params.push(AbiParam::new(pointer));
+        sig.params.push(AbiParam::new(pointer));
+        sig.params.push(AbiParam::new(types::I64));
+        let ids = (0..trees.len().div_ceil(shape.trees_per_function))
+            .map(|index| {
+                module
+                    .declare_function(&format!("trees_{index}"), Linkage::Local, &sig)
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        // The functions are independent: they are compiled on every core, each worker with
+        // its own contexts, and only their machine code is handed to the module.
+        let frontend = module.target_config();
+        let compiled = trees
+            .par_chunks(shape.trees_per_function)
+            .zip(ids.par_iter())
+            .map_init(
+                || (Context::new(), FunctionBuilderContext::new()),
+                |(ctx, builder_ctx), (trees, &id)| {
+                    ctx.clear();
+                    ctx.func.signature = sig.clone();
+                    ctx.func.name = UserFuncName::user(0, id.as_u32());
+                    {
+                        let mut b = FunctionBuilder::new(&mut ctx.func, builder_ctx);
+                        emit_function(&mut b, &layout, trees, pointer, shape);
+                        b.seal_all_blocks();
+                        b.finalize(frontend);
+                    }
+                    ctx.compile(isa.as_ref(), &mut ControlPlane::default())
+                        .map_err(|e| format!("compiling trees: {:?}", e.inner))?;
+                    let code = ctx
+                        .compiled_code()
+                        .ok_or("compiling trees: cranelift kept no code")?;
+                    let alignment = u64::from(code.buffer.alignment);
+                    let bytes = code.code_buffer().to_vec();
+                    let relocs: Vec<ModuleReloc> = code
+                        .buffer
+                        .relocs()
+                        .iter()
+                        .map(|reloc| ModuleReloc::from_mach_reloc(reloc, &ctx.func, id))
+                        .collect();
+                    Ok((alignment, bytes, relocs))
+                },
+            )
+            .collect::<Result<Vec<_>, String>>()?;
+        for (&id, (alignment, bytes, relocs)) in ids.iter().zip(&compiled) {
             module
-                .define_function(id, &mut ctx)
+                .define_function_bytes(id, *alignment, bytes, relocs)
                 .map_err(|e| format!("compiling trees: {e:?}"))?;
-            module.clear_context(&mut ctx);
-            ids.push(id);
         }
         module.finalize_definitions().map_err(|e| e.to_string())?;
         let functions = ids
