@@ -12,7 +12,7 @@
 //! numeric feature is an error naming the column, the row and the value (never a silent
 //! missing value). A category is its text exactly as written.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use arrow::array::{Array, ArrayRef, Float64Array, RecordBatch, StringArray};
 use arrow::compute::cast;
@@ -325,85 +325,28 @@ impl FeatureSet {
         rows: Option<&[usize]>,
         first_row: usize,
     ) -> std::result::Result<(Matrix, UnseenCounts), String> {
-        let n = rows.map_or(batch.num_rows(), |r| r.len());
-        let cols = self.features.len();
-        let mut values = vec![f64::NAN; n * cols];
-        let mut unseen = UnseenCounts::default();
-        for (c, feature) in self.features.iter().enumerate() {
-            let column = column_of(batch, &feature.name)?;
-            // Integer-coded categoricals go to LightGBM as the numbers they are.
-            let as_number = feature.kind == FeatureKind::Numeric || feature.codes;
-            if as_number && let Some(text) = column.as_any().downcast_ref::<StringArray>() {
-                // A text column for a numeric feature: every value by the one rule, so that a
-                // value that is not a number is an error, not a silent missing value.
-                for i in 0..n {
-                    let r = rows.map_or(i, |rows| rows[i]);
-                    if !text.is_valid(r) {
-                        continue;
-                    }
-                    let value = text.value(r);
-                    values[i * cols + c] = number_of(value, &self.na_values).ok_or_else(|| {
-                        format!(
-                            "data row {}: column {:?} holds {value:?}, which is not a number (the feature is numeric); list it in data.na_values if it means missing",
-                            first_row + r + 1,
-                            feature.name
-                        )
-                    })?;
-                }
-                continue;
-            }
-            match as_number {
-                true => {
-                    let numbers = cast(column.as_ref(), &DataType::Float64).map_err(|e| {
-                        format!("column {:?} cannot be read as numbers: {e}", feature.name)
-                    })?;
-                    let numbers = numbers
-                        .as_any()
-                        .downcast_ref::<Float64Array>()
-                        .ok_or("internal: cast to Float64 did not give Float64")?;
-                    for i in 0..n {
-                        let r = rows.map_or(i, |rows| rows[i]);
-                        if numbers.is_valid(r) {
-                            values[i * cols + c] = numbers.value(r);
-                        }
-                    }
-                }
-                false => {
-                    let text = category_text(column)?;
-                    let codes: HashMap<&str, usize> = feature
-                        .categories
-                        .iter()
-                        .enumerate()
-                        .map(|(i, v)| (v.as_str(), i))
-                        .collect();
-                    let mut misses = 0u64;
-                    for i in 0..n {
-                        let r = rows.map_or(i, |rows| rows[i]);
-                        if !text.is_valid(r) {
-                            continue;
-                        }
-                        let Some(value) = category_of(text.value(r), &self.na_values) else {
-                            continue;
-                        };
-                        match codes.get(value) {
-                            Some(&code) => values[i * cols + c] = code as f64,
-                            None => misses += 1,
-                        }
-                    }
-                    if misses > 0 {
-                        unseen.by_feature.push((feature.name.clone(), misses));
-                    }
-                }
-            }
+        self.encoder().encode_from(batch, rows, first_row)
+    }
+
+    /// An encoder for batch after batch, each vocabulary indexed once.
+    pub fn encoder(&self) -> BatchEncoder {
+        let codes = self
+            .features
+            .iter()
+            .map(|f| match f.kind {
+                FeatureKind::Categorical if !f.codes => f
+                    .categories
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (v.clone(), i))
+                    .collect(),
+                _ => hashbrown::HashMap::new(),
+            })
+            .collect();
+        BatchEncoder {
+            set: self.clone(),
+            codes,
         }
-        Ok((
-            Matrix {
-                values,
-                rows: n,
-                cols,
-            },
-            unseen,
-        ))
     }
 
     /// The JSON LightGBM's Python package appends to model.txt as `pandas_categorical:`: the
@@ -435,6 +378,100 @@ impl FeatureSet {
             })
             .collect();
         serde_json::Value::Array(lists)
+    }
+}
+
+/// A feature set made ready to encode many batches: the value-to-code map of each categorical
+/// feature built once (and hashed with foldhash, seeded per process, rather than SipHash).
+#[derive(Debug, Clone)]
+pub struct BatchEncoder {
+    set: FeatureSet,
+    /// Per feature: a categorical value's code (empty for other features).
+    codes: Vec<hashbrown::HashMap<String, usize>>,
+}
+
+impl BatchEncoder {
+    /// `encode` for a batch whose first row is data row `first_row + 1` of its file.
+    pub fn encode_from(
+        &self,
+        batch: &RecordBatch,
+        rows: Option<&[usize]>,
+        first_row: usize,
+    ) -> std::result::Result<(Matrix, UnseenCounts), String> {
+        let n = rows.map_or(batch.num_rows(), |r| r.len());
+        let cols = self.set.features.len();
+        let mut values = vec![f64::NAN; n * cols];
+        let mut unseen = UnseenCounts::default();
+        for (c, feature) in self.set.features.iter().enumerate() {
+            let column = column_of(batch, &feature.name)?;
+            // Integer-coded categoricals go to LightGBM as the numbers they are.
+            let as_number = feature.kind == FeatureKind::Numeric || feature.codes;
+            if as_number && let Some(text) = column.as_any().downcast_ref::<StringArray>() {
+                // A text column for a numeric feature: every value by the one rule, so that a
+                // value that is not a number is an error, not a silent missing value.
+                for i in 0..n {
+                    let r = rows.map_or(i, |rows| rows[i]);
+                    if !text.is_valid(r) {
+                        continue;
+                    }
+                    let value = text.value(r);
+                    values[i * cols + c] = number_of(value, &self.set.na_values).ok_or_else(|| {
+                        format!(
+                            "data row {}: column {:?} holds {value:?}, which is not a number (the feature is numeric); list it in data.na_values if it means missing",
+                            first_row + r + 1,
+                            feature.name
+                        )
+                    })?;
+                }
+                continue;
+            }
+            match as_number {
+                true => {
+                    let numbers = cast(column.as_ref(), &DataType::Float64).map_err(|e| {
+                        format!("column {:?} cannot be read as numbers: {e}", feature.name)
+                    })?;
+                    let numbers = numbers
+                        .as_any()
+                        .downcast_ref::<Float64Array>()
+                        .ok_or("internal: cast to Float64 did not give Float64")?;
+                    for i in 0..n {
+                        let r = rows.map_or(i, |rows| rows[i]);
+                        if numbers.is_valid(r) {
+                            values[i * cols + c] = numbers.value(r);
+                        }
+                    }
+                }
+                false => {
+                    let text = category_text(column)?;
+                    let codes = &self.codes[c];
+                    let mut misses = 0u64;
+                    for i in 0..n {
+                        let r = rows.map_or(i, |rows| rows[i]);
+                        if !text.is_valid(r) {
+                            continue;
+                        }
+                        let Some(value) = category_of(text.value(r), &self.set.na_values) else {
+                            continue;
+                        };
+                        match codes.get(value) {
+                            Some(&code) => values[i * cols + c] = code as f64,
+                            None => misses += 1,
+                        }
+                    }
+                    if misses > 0 {
+                        unseen.by_feature.push((feature.name.clone(), misses));
+                    }
+                }
+            }
+        }
+        Ok((
+            Matrix {
+                values,
+                rows: n,
+                cols,
+            },
+            unseen,
+        ))
     }
 }
 
