@@ -2,22 +2,26 @@
 //!
 //! A scored file gets, per input row and in input order: the id, `score` (probability of
 //! conversion), `percentile` and `decile` (1 = best; rank by score, equal scores ordered by a
-//! seeded hash of the id, `metrics::tie_key`), and any kept columns. Ranks need every score, so the first pass streams the input, scores it and writes
-//! id, score and kept columns to a temporary file and the scores to a spool; the cut positions'
-//! scores are then selected from the spool (`rank`), and the second pass streams the temporary
-//! file into the output with the ranks added. Memory stays bounded whatever the input's size.
+//! seeded hash of the id, `metrics::tie_key`), and any kept columns. Ranks need every score, so
+//! the first pass streams the input, scores it, stages each row's id and kept columns (as bytes,
+//! length first) in a temporary file and its score and tie key in a spool; the cut positions'
+//! scores are then selected from the spool (`rank`), and the second pass reads the staged rows
+//! beside the spool into the output with the ranks added. Memory stays bounded whatever the
+//! input's size.
 
-use std::io::BufWriter;
+use std::fmt::Write as _;
+use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, UInt32Array};
+use arrow::array::{Array, ArrayRef, Float64Array, RecordBatch, StringArray, UInt32Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
 
+use crate::data::encode::Matrix;
 use crate::data::encode::UnseenCounts;
-use crate::data::{Format, LoadOptions, as_strings, runtime};
+use crate::data::{Format, LoadOptions, runtime};
 use crate::metrics::tie_key;
 use crate::model::bundle::{Engine, ModelBundle};
 use crate::model::rank::{self, CutCounter, ScoreSpool};
@@ -48,18 +52,7 @@ pub fn score_batch(
         .features
         .encode_from(batch, None, first_row)
         .map_err(|e| Error::data(data, e))?;
-    let scores = bundle.predict(&matrix, engine)?;
-    if let Some(row) = scores.iter().position(|s| !s.is_finite()) {
-        return Err(Error::model(
-            &bundle.source,
-            format!(
-                "the model scores row {} of a batch {}: a score must be a probability",
-                row + 1,
-                scores[row]
-            ),
-        ));
-    }
-    Ok((scores, unseen))
+    Ok((predict_probabilities(bundle, &matrix, engine)?, unseen))
 }
 
 /// Which rows `score` writes.
@@ -187,69 +180,93 @@ pub fn score_file_observed(
         ));
     }
 
-    // Pass 1: id, score and kept columns to a temporary CSV beside the output.
+    // Pass 1: the id and kept columns of each row to a staging file beside the output, its
+    // score and tie key to the spool.
     let dir = output::parent_dir(output);
     let (staging, _staging_registered) =
         output::temporary_file_in(dir, ".audience-scores-").map_err(|e| Error::io(dir, e))?;
     let mut summary = ScoreSummary::default();
     let mut spool = ScoreSpool::new_in(dir).map_err(|e| Error::io(dir, e))?;
     {
-        let mut writer = csv::Writer::from_writer(BufWriter::new(staging.as_file()));
+        let mut staged = BufWriter::with_capacity(1 << 20, staging.as_file());
+        let mut generated_id = String::new();
         runtime().block_on(async {
-            let df = crate::data::open_frame(&ctx, input, &load, &schema).await?;
+            // Only the columns the model, the id and --keep need are parsed.
+            let needed: Vec<&str> = schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .filter(|name| {
+                    bundle.features.features.iter().any(|f| f.name == *name)
+                        || id_column.as_deref() == Some(*name)
+                        || options.keep_columns.iter().any(|k| k == name)
+                })
+                .collect();
+            let df = crate::data::open_frame(&ctx, input, &load, &schema)
+                .await?
+                .select_columns(&needed)
+                .map_err(|e| Error::datafusion(input, e))?;
             let mut stream = df
                 .execute_stream()
                 .await
                 .map_err(|e| Error::datafusion(input, e))?;
-            // The file is parsed on a runtime thread, two batches ahead, while this thread scores
-            // and writes: parsing no longer waits for the trees, nor the trees for parsing.
+            // The file is parsed and encoded on a runtime thread, two batches ahead, while this
+            // thread runs the trees and stages the rows: neither waits for the other.
             let (parsed, mut batches) = tokio::sync::mpsc::channel(2);
+            let encoder = bundle.features.encoder();
+            let (path, delimiter) = (input.to_path_buf(), options.delimiter);
             let reader = tokio::spawn(async move {
+                let mut first_row = 0;
                 while let Some(batch) = stream.next().await {
-                    if parsed.send(batch).await.is_err() {
+                    let encoded = batch
+                        .map_err(|e| crate::data::csv_error(&path, delimiter, e))
+                        .and_then(|batch| {
+                            let (matrix, unseen) = encoder
+                                .encode_from(&batch, None, first_row)
+                                .map_err(|e| Error::data(&path, e))?;
+                            first_row += batch.num_rows();
+                            Ok((batch, matrix, unseen))
+                        });
+                    let failed = encoded.is_err();
+                    if parsed.send(encoded).await.is_err() || failed {
                         break;
                     }
                 }
             });
             let _stop_reading = AbortOnDrop(reader);
-            while let Some(batch) = batches.recv().await {
-                let batch =
-                    batch.map_err(|e| crate::data::csv_error(input, options.delimiter, e))?;
-                let (batch_scores, unseen) = score_batch(
-                    bundle,
-                    &batch,
-                    input,
-                    summary.rows_in as usize,
-                    options.engine,
-                )?;
+            while let Some(encoded) = batches.recv().await {
+                let (batch, matrix, unseen) = encoded?;
+                let batch_scores = predict_probabilities(bundle, &matrix, options.engine)?;
                 summary.unseen.add(&unseen);
-                let ids: Vec<String> = match &id_column {
-                    Some(c) => as_strings(batch.column_by_name(c).expect("checked above"))
-                        .map_err(|e| Error::data(input, e))?
-                        .into_iter()
-                        .map(Option::unwrap_or_default)
-                        .collect(),
-                    None => (0..batch.num_rows() as u64)
-                        .map(|i| (summary.rows_in + i).to_string())
-                        .collect(),
+                let text = |c: &String| {
+                    crate::data::text_array(batch.column_by_name(c).expect("checked above"))
+                        .map_err(|e| Error::data(input, e))
                 };
-                let kept: Vec<Vec<Option<String>>> = options
+                let ids = id_column.as_ref().map(text).transpose()?;
+                let kept: Vec<StringArray> = options
                     .keep_columns
                     .iter()
-                    .map(|c| as_strings(batch.column_by_name(c).expect("checked above")))
-                    .collect::<std::result::Result<_, _>>()
-                    .map_err(|e| Error::data(input, e))?;
-                for (i, score) in batch_scores.iter().enumerate() {
-                    let mut record = vec![ids[i].clone(), score.to_string()];
-                    record.extend(kept.iter().map(|k| k[i].clone().unwrap_or_default()));
-                    writer
-                        .write_record(&record)
-                        .map_err(|e| Error::io(staging.path(), e.into()))?;
-                }
-                for (&s, id) in batch_scores.iter().zip(&ids) {
-                    observe(id, s);
+                    .map(text)
+                    .collect::<Result<_>>()?;
+                let stage_error = |e| Error::io(staging.path(), e);
+                for (i, &score) in batch_scores.iter().enumerate() {
+                    let id = match &ids {
+                        Some(ids) => text_at(ids, i),
+                        None => {
+                            generated_id.clear();
+                            write!(generated_id, "{}", summary.rows_in + i as u64)
+                                .expect("writing to a String");
+                            &generated_id
+                        }
+                    };
+                    stage_field(&mut staged, id.as_bytes()).map_err(stage_error)?;
+                    for k in &kept {
+                        let value = text_at(k, i);
+                        stage_field(&mut staged, value.as_bytes()).map_err(stage_error)?;
+                    }
+                    observe(id, score);
                     spool
-                        .push(s, tie_key(id, options.tie_seed))
+                        .push(score, tie_key(id, options.tie_seed))
                         .map_err(|e| Error::io(dir, e))?;
                 }
                 summary.rows_in += batch.num_rows() as u64;
@@ -257,7 +274,7 @@ pub fn score_file_observed(
             }
             Ok::<(), Error>(())
         })?;
-        writer.flush().map_err(|e| Error::io(staging.path(), e))?;
+        staged.flush().map_err(|e| Error::io(staging.path(), e))?;
     }
 
     // Ranks: the score at each cut position (percentile and decile starts, the --top limit),
@@ -272,7 +289,6 @@ pub fn score_file_observed(
         positions.push(limit);
     }
     let cuts = spool.select(&positions).map_err(|e| Error::io(dir, e))?;
-    drop(spool);
     let (percentile_cuts, rest) = cuts.split_at(percentile_starts.len());
     let (decile_cuts, limit_cut) = rest.split_at(decile_starts.len());
     let mut percentiles = CutCounter::new(percentile_cuts.to_vec());
@@ -284,7 +300,8 @@ pub fn score_file_observed(
         summary.tied_at_top = Some((cut.score(), cut.tied(), cut.tied_before()));
     }
 
-    // Pass 2: add percentile and decile, keep the chosen rows, write the output.
+    // Pass 2: the staged rows beside their scores, in input order; add percentile and decile,
+    // keep the chosen rows, write the output.
     let id_name = bundle.id.column.clone();
     let mut header = vec![
         id_name,
@@ -294,24 +311,76 @@ pub fn score_file_observed(
     ];
     header.extend(options.keep_columns.iter().cloned());
     let mut sink = OutputSink::create(output, &header, options.force)?;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .from_path(staging.path())
-        .map_err(|e| Error::io(staging.path(), e.into()))?;
-    for record in reader.records() {
-        let record = record.map_err(|e| Error::io(staging.path(), e.into()))?;
-        let score: f64 = record[1].parse().unwrap_or(f64::NAN);
-        let tie = tie_key(&record[0], options.tie_seed);
+    let stage_error = |e| Error::io(staging.path(), e);
+    let mut staged = std::io::BufReader::with_capacity(
+        1 << 20,
+        std::fs::File::open(staging.path()).map_err(stage_error)?,
+    );
+    let mut rows = spool.rows().map_err(|e| Error::io(dir, e))?;
+    let mut fields = vec![Vec::new(); 1 + options.keep_columns.len()];
+    while let Some((score, tie)) = rows.next_row().map_err(|e| Error::io(dir, e))? {
+        for field in &mut fields {
+            read_staged_field(&mut staged, field).map_err(stage_error)?;
+        }
         let percentile = 1 + percentiles.passed(score, tie) as u32;
         let decile = 1 + deciles.passed(score, tie) as u32;
         if beyond_limit.passed(score, tie) > 0 {
             continue;
         }
-        sink.push(&record, score, percentile, decile)?;
+        sink.push(&fields, score, percentile, decile)?;
         summary.rows_out += 1;
     }
+    drop(rows);
+    drop(spool);
     sink.finish(options.force)?;
     Ok(summary)
+}
+
+/// The model's probabilities for the rows of `matrix`; an infinite or NaN score (which a
+/// hostile model file could produce) is an error naming the model.
+fn predict_probabilities(
+    bundle: &ModelBundle,
+    matrix: &Matrix,
+    engine: Engine,
+) -> Result<Vec<f64>> {
+    let scores = bundle.predict(matrix, engine)?;
+    if let Some(row) = scores.iter().position(|s| !s.is_finite()) {
+        return Err(Error::model(
+            &bundle.source,
+            format!(
+                "the model scores row {} of a batch {}: a score must be a probability",
+                row + 1,
+                scores[row]
+            ),
+        ));
+    }
+    Ok(scores)
+}
+
+/// A text column's value at `row`, empty when null.
+fn text_at(column: &StringArray, row: usize) -> &str {
+    if column.is_valid(row) {
+        column.value(row)
+    } else {
+        ""
+    }
+}
+
+/// A staged field: its length (u32, little-endian), then its bytes.
+fn stage_field(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
+    let len = u32::try_from(bytes.len())
+        .map_err(|_| std::io::Error::other("a field of 4 GiB or more cannot be staged"))?;
+    out.write_all(&len.to_le_bytes())?;
+    out.write_all(bytes)
+}
+
+/// Reads the next staged field into `field`.
+fn read_staged_field(input: &mut impl Read, field: &mut Vec<u8>) -> std::io::Result<()> {
+    let mut len = [0u8; 4];
+    input.read_exact(&mut len)?;
+    field.clear();
+    field.resize(u32::from_le_bytes(len) as usize, 0);
+    input.read_exact(field)
 }
 
 /// The output file being written: CSV rows straight through, or Parquet in batches.
@@ -319,6 +388,8 @@ enum OutputSink {
     Csv {
         file: AtomicFile,
         writer: Option<csv::Writer<BufWriter<std::fs::File>>>,
+        /// A number's text, reused from row to row.
+        text: String,
     },
     Parquet {
         file: AtomicFile,
@@ -346,6 +417,7 @@ impl OutputSink {
                 Ok(OutputSink::Csv {
                     file,
                     writer: Some(writer),
+                    text: String::new(),
                 })
             }
             Format::Parquet => {
@@ -377,34 +449,36 @@ impl OutputSink {
         }
     }
 
-    /// `record` is the staged row: id, score text, kept columns.
-    fn push(
-        &mut self,
-        record: &csv::StringRecord,
-        score: f64,
-        percentile: u32,
-        decile: u32,
-    ) -> Result<()> {
+    /// `fields` is the staged row: id, then the kept columns.
+    fn push(&mut self, fields: &[Vec<u8>], score: f64, percentile: u32, decile: u32) -> Result<()> {
         match self {
-            OutputSink::Csv { file, writer } => {
+            OutputSink::Csv { file, writer, text } => {
                 let w = writer.as_mut().expect("open until finish");
-                let percentile = percentile.to_string();
-                let decile = decile.to_string();
-                let mut row: Vec<&str> = vec![&record[0], &record[1], &percentile, &decile];
-                row.extend(record.iter().skip(2));
-                w.write_record(&row)
-                    .map_err(|e| Error::io(file.target(), e.into()))
+                let error = |e: csv::Error| Error::io(file.target(), e.into());
+                w.write_field(&fields[0]).map_err(error)?;
+                for number in [&score as &dyn std::fmt::Display, &percentile, &decile] {
+                    text.clear();
+                    write!(text, "{number}").expect("writing to a String");
+                    w.write_field(text.as_bytes()).map_err(error)?;
+                }
+                for value in &fields[1..] {
+                    w.write_field(value).map_err(error)?;
+                }
+                w.write_record(None::<&[u8]>).map_err(error)
             }
             OutputSink::Parquet {
+                file,
                 columns,
                 scores,
                 percentiles,
                 deciles,
                 ..
             } => {
-                columns[0].push(record[0].to_string());
-                for (i, value) in record.iter().skip(2).enumerate() {
-                    columns[i + 1].push(value.to_string());
+                for (column, value) in columns.iter_mut().zip(fields) {
+                    let value = std::str::from_utf8(value).map_err(|_| {
+                        Error::data(file.target(), "internal: a staged field is not UTF-8")
+                    })?;
+                    column.push(value.to_string());
                 }
                 scores.push(score);
                 percentiles.push(percentile);
@@ -454,7 +528,9 @@ impl OutputSink {
     fn finish(mut self, force: bool) -> Result<()> {
         self.flush_parquet()?;
         match self {
-            OutputSink::Csv { file, mut writer } => {
+            OutputSink::Csv {
+                file, mut writer, ..
+            } => {
                 let mut w = writer.take().expect("open until finish");
                 w.flush().map_err(|e| Error::io(file.target(), e))?;
                 drop(w);
