@@ -9,6 +9,7 @@ pub mod config;
 pub mod data;
 pub mod describe;
 pub mod error;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod output;

@@ -390,7 +390,13 @@ fn concat_columnwise(
             1 => Ok(parts.into_iter().next().expect("one part")),
             _ => {
                 let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
-                arrow::compute::concat(&refs).map_err(|e| e.to_string())
+                let joined = arrow::compute::concat(&refs).map_err(|e| e.to_string());
+                // The pieces go back to the system as each column is joined, not after the last:
+                // otherwise the allocator holds them all beside the whole table.
+                drop(refs);
+                drop(parts);
+                crate::memory::release_freed_memory();
+                joined
             }
         })
         .collect::<std::result::Result<Vec<_>, String>>()?;
