@@ -185,6 +185,36 @@ for rows in compare_rows:
         "same_sizes": ours_sizes == py["audience_sizes"],
     })
 
+# The targets of issue 15, each as measured in this run. (e) is against the throughput recorded
+# on 2026-11-29 (bench/results/large_file.json: 5,022,631,570 bytes in 250.86 s).
+E_BASELINE_MB_S = 5_022_631_570 / 250.86 / 1e6
+targets = []
+
+
+def target(name, value, limit, at_most=True, unit="x"):
+    met = value <= limit if at_most else value >= limit
+    targets.append({"target": name, "value": value, "limit": limit, "at_most": at_most, "met": met})
+    return f"{name}: {value:.2f}{unit} ({'<=' if at_most else '>='} {limit:g}{unit}: {'met' if met else 'NOT met'})"
+
+
+lines = []
+if results.get("scoring_end_to_end") and results.get("tree_evaluation"):
+    trees = results["tree_evaluation"]["native_all_threads_s"]
+    ours = results["scoring_end_to_end"]["audience"]["seconds"]
+    lines.append(target("(a) score end to end / (b) trees alone, same threads", ours / trees, 1.3))
+if results.get("large_file"):
+    g = results["large_file"]
+    lines.append(target("(e) throughput / 2026-11-29's", g["bytes"] / g["seconds"] / 1e6 / E_BASELINE_MB_S, 2.0, at_most=False))
+    lines.append(target("(e) peak RSS", g["peak_rss_mb"], 300, unit=" MB"))
+if results.get("rules"):
+    r = results["rules"]
+    lines.append(target("(d) rules time / DuckDB's", r["audience"]["seconds"] / r["duckdb"]["seconds"], 1.0))
+    lines.append(target("(d) rules peak memory / DuckDB's", r["audience"]["peak_rss_mb"] / r["duckdb"]["peak_rss_mb"], 1.0))
+for c in results["compare_end_to_end"]:
+    lines.append(target(f"(f) {c['rows']} rows: Python time / audience's", c["python"]["seconds"] / c["audience"]["seconds"], 3.0, at_most=False))
+    lines.append(target(f"(f) {c['rows']} rows: peak memory / Python's", c["audience"]["peak_rss_mb"] / c["python"]["peak_rss_mb"], 1.0))
+results["targets"] = targets
+
 os.makedirs(os.path.join(here, "results"), exist_ok=True)
 name = "latest.json" if args.parts == "abcdefg" else f"latest-{args.parts}.json"
 with open(os.path.join(here, "results", name), "w") as f:
@@ -224,3 +254,7 @@ for c in results["compare_end_to_end"]:
           f"Python (pandas, lightgbm, DuckDB, scikit-learn) {q['seconds']:.1f} s, {q['peak_rss_mb']:.0f} MB; "
           f"{q['seconds'] / o['seconds']:.2f}x faster, memory {o['peak_rss_mb'] / q['peak_rss_mb']:.2f}x Python's; "
           f"|AUC difference| {c['auc_abs_diff']:.2g}, same audience sizes: {c['same_sizes']}")
+if lines:
+    print("\ntargets (issue 15):")
+    for line in lines:
+        print(f"  {line}")
