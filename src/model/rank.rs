@@ -4,10 +4,12 @@
 //! ordered by their tie key (a seeded hash of the id, `metrics::tie_key`), and rows whose score and
 //! tie key are both equal (a 64-bit hash collision) in input order. Percentiles, deciles and
 //! `--top` only need to know, for each row, which of a few cut positions it lies past, so instead
-//! of holding every score we find the (score, tie key) at each cut position by radix selection over
-//! a spool file (one byte of the 128-bit key per pass, a 256-bucket histogram per distinct prefix:
-//! eight passes for the score, and more over the tie key only while some cut's row shares its
-//! score with others), then stream the rows once more.
+//! of holding every score we find the (score, tie key) at each cut position from a spool file,
+//! then stream the rows once more. Up to [`SORTED_SELECT_ROWS`] rows the spooled keys are sorted in
+//! memory; past that, the cuts are found by radix selection over the file (one byte of the 128-bit
+//! key per pass, a 256-bucket histogram per distinct prefix: eight passes for the score, and more
+//! over the tie key only while some cut's row shares its score with others), so memory stays
+//! bounded whatever the number of rows.
 
 use std::io::{BufWriter, Read, Write};
 use std::path::Path;
@@ -62,35 +64,33 @@ pub struct SpoolRows {
 }
 
 impl SpoolRows {
-    /// The next block of rows (16 bytes each), or None at the end.
-    fn next_chunk(&mut self) -> std::io::Result<Option<&[u8]>> {
-        if self.at < self.filled {
-            let chunk = &self.buffer[self.at..self.filled];
-            self.at = self.filled;
-            return Ok(Some(chunk));
-        }
+    /// Reads the next block of rows into the buffer; false at the end.
+    fn refill(&mut self) -> std::io::Result<bool> {
         if self.left == 0 {
-            return Ok(None);
+            return Ok(false);
         }
         let rows = self.left.min(SPOOL_READ_ROWS as u64) as usize;
         self.file.read_exact(&mut self.buffer[..rows * 16])?;
         self.left -= rows as u64;
-        self.at = rows * 16;
+        self.at = 0;
         self.filled = rows * 16;
-        Ok(Some(&self.buffer[..rows * 16]))
+        Ok(true)
+    }
+
+    /// The rows not yet read of the current block (16 bytes each), or None at the end.
+    fn next_chunk(&mut self) -> std::io::Result<Option<&[u8]>> {
+        if self.at == self.filled && !self.refill()? {
+            return Ok(None);
+        }
+        let start = self.at;
+        self.at = self.filled;
+        Ok(Some(&self.buffer[start..self.filled]))
     }
 
     /// The next row's score and tie key.
     pub fn next_row(&mut self) -> std::io::Result<Option<(f64, u64)>> {
-        if self.at == self.filled {
-            if self.left == 0 {
-                return Ok(None);
-            }
-            let rows = self.left.min(SPOOL_READ_ROWS as u64) as usize;
-            self.file.read_exact(&mut self.buffer[..rows * 16])?;
-            self.left -= rows as u64;
-            self.at = 0;
-            self.filled = rows * 16;
+        if self.at == self.filled && !self.refill()? {
+            return Ok(None);
         }
         let row = pair_of(&self.buffer[self.at..self.at + 16]);
         self.at += 16;
