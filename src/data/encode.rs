@@ -308,24 +308,14 @@ impl FeatureSet {
         Ok(found)
     }
 
-    /// Encodes the given rows (all rows when `None`) into a row-major matrix. `first_row` is the
-    /// data row number of the batch's first row (for messages).
+    /// Encodes the given rows (all rows when `None`) into a row-major matrix (messages number
+    /// rows from the batch's first). For batch after batch, build an `encoder` once.
     pub fn encode(
         &self,
         batch: &RecordBatch,
         rows: Option<&[usize]>,
     ) -> std::result::Result<(Matrix, UnseenCounts), String> {
-        self.encode_from(batch, rows, 0)
-    }
-
-    /// `encode` for a batch whose first row is data row `first_row + 1` of its file.
-    pub fn encode_from(
-        &self,
-        batch: &RecordBatch,
-        rows: Option<&[usize]>,
-        first_row: usize,
-    ) -> std::result::Result<(Matrix, UnseenCounts), String> {
-        self.encoder().encode_from(batch, rows, first_row)
+        self.encoder().encode_from(batch, rows, 0)
     }
 
     /// An encoder for batch after batch, each vocabulary indexed once.

@@ -50,6 +50,7 @@ pub fn score_batch(
     }
     let (matrix, unseen) = bundle
         .features
+        .encoder()
         .encode_from(batch, None, first_row)
         .map_err(|e| Error::data(data, e))?;
     Ok((predict_probabilities(bundle, &matrix, engine)?, unseen))
