@@ -6,8 +6,8 @@
 //! memory beside the joined table and everything allocated after it: a large share of the peak
 //! of `compare` and of the rules was memory already freed (bench/RESULTS.md, (d) and (f)).
 //! Mapping such allocations on their own instead (glibc's `M_MMAP_THRESHOLD`) cost the streaming
-//! scorer a sixth of its time in page faults, so the freed memory is handed back where a load
-//! frees it instead (as each column of a table is joined).
+//! scorer, which allocates and frees batches all along, much of its time in page faults; so the
+//! freed memory is handed back where a load frees it (as each column of a table is joined).
 
 /// Gives the free memory of the allocator's heaps back to the system (glibc's `malloc_trim`):
 /// the pages stay mapped but no longer count as the process's memory. Does nothing where the
