@@ -33,8 +33,8 @@ const ROW_BLOCK: usize = 64;
 /// Rows a compiled function runs through its trees before the next function: their values stay
 /// in cache (2,048 rows of 17 features: 280 KB, plus their keys, one i64 per value the trees
 /// read: about a core's L2), and every function runs long enough for the branch predictor to
-/// learn its splits (bench (b), 5 trees per function, before the integer keys: 256 rows 6.2 s,
-/// 1,024 5.4 s, 2,048 5.3 s, 4,096 5.1 s; with them, 1,024 to 4,096 rows were within noise).
+/// learn its splits (chosen by measuring 256 to 4,096 rows on bench (b): bench/RESULTS.md,
+/// earlier changes).
 const COMPILED_ROW_BLOCK: usize = 2048;
 /// Rows walked through one tree side by side: independent paths keep the core busy while each
 /// waits for its next node.

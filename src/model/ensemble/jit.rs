@@ -8,7 +8,7 @@
 //! keys its trees read into registers when it starts on a row, so a split is an integer compare
 //! of a register against an immediate: after a mispredicted branch the next split resolves
 //! without waiting on a load, as the float compare against a threshold in the constant pool did
-//! (bench (b), one thread, alternating runs: 5.81 and 6.02 s before, 5.23 and 4.65 s after).
+//! (measured on bench (b): bench/RESULTS.md, earlier changes).
 //! Near the leaves, where branches are the hardest to predict, a small subtree is not branched
 //! through at all: all its splits are evaluated and conditional moves pick the leaf value
 //! ([`BRANCHLESS_HEIGHT`]). Above, each split is a branch, laid out in preorder so the left
@@ -46,29 +46,26 @@ use super::{CATEGORICAL, DEFAULT_LEFT, MISSING_NAN, MISSING_ZERO, Tree, TreeEnse
 
 /// Trees per compiled function. Few: a block of rows runs through one function's trees before
 /// the next function, so the branch predictor sees the same ~150 split sites thousands of times
-/// in a row and learns them. Measured on bench (b) (1M rows, 500 trees, one thread): 50 trees per
-/// function 8.9 s, 20 7.4 s, 10 6.2 s (256-row blocks); 5 5.3 s, 3 5.4 s, 1 6.2 s (2,048-row
-/// blocks; with one tree, calls dominate).
+/// in a row and learns them; with a single tree per function, calls dominate. Chosen by
+/// measuring 1 to 50 on bench (b) (bench/RESULTS.md, earlier changes).
 const TREES_PER_FUNCTION: usize = 5;
 
 /// Subtrees at most this high (leaves are 0) choose their leaf by conditional moves instead of
 /// branches: every split in them is evaluated (cheap, the keys are in registers) and nothing is
-/// mispredicted. Measured on bench (b), one thread, alternating runs: branching everywhere 4.32,
-/// 5.22, 4.18 s; up to height 2 5.41, 5.03, 4.64 s; up to height 4 4.06, 4.76, 3.71 s; height 5
-/// and 7 no better (3.86-4.82 s).
+/// mispredicted. Chosen by measuring heights 0 to 7 on bench (b) (bench/RESULTS.md, earlier
+/// changes): higher subtrees evaluate more splits than they save in mispredictions.
 const BRANCHLESS_HEIGHT: usize = 4;
 
 /// At most this many keys per row: past it (wide models), numerical splits compare the row's
 /// floats directly and only categorical codes are keys, since computing every key of every row
 /// would cost more than the few splits each row meets. Also the most keys a compiled function
 /// loads into registers when it starts a row; one whose trees read more loads each where it is
-/// used. On a 200-feature model (63 leaves, 300 trees, 100k rows, one thread), keys for every
-/// feature took 0.87 and 1.23 s where the float compares of the code before keys took 0.71 and
-/// 0.73 s; with this limit, 0.77 and 0.61 s. The bench model reads 23 keys.
+/// used. Measured on a 200-feature model against keys for every feature (bench/RESULTS.md,
+/// earlier changes); the bench model reads fewer keys than this.
 const MAX_KEYS: usize = 24;
 
-/// The most splits compiled at load (the bench model's 15,000 compile in about half a second,
-/// bench/RESULTS.md (b)); a larger model is walked.
+/// The most splits compiled at load (see bench/RESULTS.md (b) for the bench model's 15,000);
+/// a larger model is walked.
 const MAX_COMPILED_NODES: usize = 100_000;
 
 /// The deepest tree compiled at load: the emitter's cost grows faster than the depth, and trees
