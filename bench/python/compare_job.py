@@ -13,10 +13,11 @@ import sys
 import time
 
 import duckdb
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
+
+from bundle_training import train_like_bundle
 
 data, split_csv, bundle, resamples, *rules = sys.argv[1:]
 phases = {}
@@ -42,13 +43,7 @@ part = pd.read_csv(split_csv)["part"].to_numpy()
 phase("read_s")
 X = df[names]
 y = df[label].to_numpy()
-params = dict(manifest["parameters"])
-params.pop("categorical_feature", None)
-fit, early, hold = part == "fit", part == "early_stopping", part == "holdout"
-train = lgb.Dataset(X[fit], label=y[fit], params=params)
-valid = lgb.Dataset(X[early], label=y[early], reference=train)
-booster = lgb.train(params, train, num_boost_round=manifest["num_rounds"], valid_sets=[valid],
-                    callbacks=[lgb.early_stopping(manifest["early_stopping_rounds"], first_metric_only=True, verbose=False)])
+booster, hold = train_like_bundle(X, y, part, manifest)
 phase("train_s")
 scores = booster.predict(X[hold], num_iteration=booster.best_iteration)
 y_hold = y[hold]

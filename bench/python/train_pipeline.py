@@ -4,9 +4,10 @@ usage: train_pipeline.py DATA.csv SPLIT.csv BUNDLE_DIR"""
 import json
 import sys
 
-import lightgbm as lgb
 import pandas as pd
 from sklearn.metrics import roc_auc_score
+
+from bundle_training import train_like_bundle
 
 data, split_csv, bundle = sys.argv[1:4]
 manifest = json.load(open(f"{bundle}/audience-model.json"))
@@ -18,12 +19,6 @@ for f in manifest["features"]:
     if f["kind"] == "categorical":
         X[f["name"]] = X[f["name"]].astype("category")
 y = df[manifest["label"]["column"]].to_numpy()
-params = dict(manifest["parameters"])
-params.pop("categorical_feature", None)
-fit, early, hold = part == "fit", part == "early_stopping", part == "holdout"
-train = lgb.Dataset(X[fit], label=y[fit], params=params)
-valid = lgb.Dataset(X[early], label=y[early], reference=train)
-booster = lgb.train(params, train, num_boost_round=manifest["num_rounds"], valid_sets=[valid],
-                    callbacks=[lgb.early_stopping(manifest["early_stopping_rounds"], first_metric_only=True, verbose=False)])
+booster, hold = train_like_bundle(X, y, part, manifest)
 print(json.dumps({"auc": roc_auc_score(y[hold], booster.predict(X[hold], num_iteration=booster.best_iteration)),
                   "best_iteration": booster.best_iteration}))
