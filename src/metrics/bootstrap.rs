@@ -189,10 +189,11 @@ const BUCKET_BITS: u32 = 12;
 const DIRECT_MAX: usize = 1 << 16;
 
 /// One resample's copies of each of the `n = copies.len()` positions: `n` draws of a position in
-/// 0..n from `stream` (`draws` holds `n` entries, `bucket_fill` one per bucket and one more). Only the counts matter, not the order of the draws, so they are applied bucket by
-/// bucket of nearby positions (a counting sort by bucket, the stream run twice: once to count,
-/// once to place) instead of in draw order: on an evaluation set of millions, incrementing
-/// counts at random positions spends its time waiting on memory.
+/// 0..n from `stream` (`draws` holds `n` entries, `bucket_fill` one per bucket and one more).
+/// Only the counts matter, not the order of the draws, so they are applied bucket by bucket of
+/// nearby positions (a counting sort by bucket, the stream run twice: once to count, once to
+/// place) instead of in draw order: on an evaluation set of millions, incrementing counts at
+/// random positions spends its time waiting on memory.
 fn draw_copies(
     stream: &mut Stream,
     copies: &mut [u32],
