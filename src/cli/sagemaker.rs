@@ -47,7 +47,7 @@ Examples:
       --role arn:aws:iam::123456789012:role/SageMaker --s3 s3://my-bucket/audience --output model/
   audience sagemaker train ... --instance-count 2        # data-parallel LightGBM over 2 hosts
   audience sagemaker train ... --no-wait                 # print the job name and return
-  audience sagemaker status audience-train-20261125-183631
+  audience sagemaker status audience-train-20261125-183631-042
   audience sagemaker transform --image ... --role ... --s3 s3://my-bucket/audience \\
       --model model/ --data candidates.csv --output scores.csv";
 
@@ -141,7 +141,7 @@ pub struct TrainJobArgs {
     /// Labels of the validation data, when labels sit in a separate file
     #[arg(long, value_name = "PATH")]
     pub validation_labels: Option<PathBuf>,
-    /// Job name [default: audience-train-<UTC date>-<time>]
+    /// Job name [default: audience-train-<UTC date>-<time>-<milliseconds>]
     #[arg(long, value_name = "NAME")]
     pub job_name: Option<String>,
     /// Instance type
@@ -197,7 +197,7 @@ pub struct TransformJobArgs {
         value_name = "PATH"
     )]
     pub out: PathBuf,
-    /// Job name [default: audience-score-<UTC date>-<time>]
+    /// Job name [default: audience-score-<UTC date>-<time>-<milliseconds>]
     #[arg(long, value_name = "NAME")]
     pub job_name: Option<String>,
     /// Instance type

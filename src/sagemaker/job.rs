@@ -77,13 +77,20 @@ pub fn hyperparameters_from_config(config: &Config) -> BTreeMap<String, String> 
     hp
 }
 
-/// A job name SageMaker accepts (`[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}`), unique to the second:
-/// `<prefix>-YYYYMMDD-HHMMSS`.
+/// A job name SageMaker accepts (`[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}`), unique to the
+/// millisecond: `<prefix>-YYYYMMDD-HHMMSS-mmm`. Names are used once, and a job can take less than
+/// a second (a small local training, a `--no-wait` submission), so whole seconds would let two
+/// jobs started one after the other collide.
 pub fn job_name(prefix: &str, now: SystemTime) -> String {
-    let stamp = humantime::format_rfc3339_seconds(now).to_string();
-    // 2026-11-25T18:36:31Z -> 20261125-183631
+    let stamp = humantime::format_rfc3339_millis(now).to_string();
+    // 2026-11-25T18:36:31.042Z -> 20261125-183631-042
     let digits: String = stamp.chars().filter(|c| c.is_ascii_digit()).collect();
-    format!("{prefix}-{}-{}", &digits[..8], &digits[8..14])
+    format!(
+        "{prefix}-{}-{}-{}",
+        &digits[..8],
+        &digits[8..14],
+        &digits[14..17]
+    )
 }
 
 /// Checks a job or model name against SageMaker's pattern, so a bad name fails before any upload.
@@ -335,8 +342,14 @@ mod tests {
     fn job_names() {
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_631_791);
         let name = job_name("audience-train", t);
-        assert_eq!(name, "audience-train-20261125-183631");
+        assert_eq!(name, "audience-train-20261125-183631-000");
         check_job_name(&name).unwrap();
+        // Two jobs started within one second get different names.
+        let later = job_name("audience-train", t + Duration::from_millis(42));
+        assert_eq!(later, "audience-train-20261125-183631-042");
+        let last = job_name("audience-score", t + Duration::from_nanos(999_999_999));
+        assert_eq!(last, "audience-score-20261125-183631-999");
+        check_job_name(&last).unwrap();
         for bad in ["", "-a", "a-", "a_b", &"x".repeat(64)] {
             assert!(check_job_name(bad).is_err(), "{bad:?}");
         }
