@@ -238,6 +238,15 @@ impl FeatureSet {
             .collect()
     }
 
+    /// The columns fed to the model as numbers: numeric features and integer-coded categoricals.
+    pub fn numeric_columns(&self) -> Vec<&str> {
+        self.features
+            .iter()
+            .filter(|f| f.kind == FeatureKind::Numeric || f.codes)
+            .map(|f| f.name.as_str())
+            .collect()
+    }
+
     /// Indexes (in feature order) of the categorical features, for LightGBM's `categorical_feature`.
     pub fn categorical_indexes(&self) -> Vec<usize> {
         self.features

@@ -486,6 +486,107 @@ pub fn table_schema(ctx: &SessionContext, path: &Path, options: &LoadOptions) ->
     Ok(Arc::new(Schema::new(fields)))
 }
 
+/// The schema to read `path` with when the caller knows which columns it needs as numbers (the
+/// scorer: the model knows its features): those are Float64, or Boolean, when every value of
+/// the first records is one the CSV decoder reads as such (and, for numbers, reads as the value
+/// rule `encode::number_of` does); every other column is Utf8, so it parses whatever it holds.
+/// Text columns are never inferred, so this reads far less than `table_schema` and runs no
+/// pattern matching. A numeric column left as text is parsed by the encoder's value rule, which
+/// names a stray value's row. Parquet keeps its own types (`table_schema`).
+pub fn schema_for_numbers(
+    ctx: &SessionContext,
+    path: &Path,
+    options: &LoadOptions,
+    numeric: &[&str],
+) -> Result<SchemaRef> {
+    if Format::of(path) == Format::Parquet {
+        return table_schema(ctx, path, options);
+    }
+    let csv = CsvLayout::sniff(path, options.delimiter)?;
+    let mut kinds: Vec<Option<SampledKind>> = csv
+        .header
+        .iter()
+        .map(|name| {
+            (numeric.contains(&name.as_str()) && !options.text_columns.contains(name))
+                .then_some(SampledKind::Empty)
+        })
+        .collect();
+    if kinds.iter().any(Option::is_some) {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(csv.delimiter)
+            .has_headers(true)
+            .flexible(true)
+            .from_reader(std::io::BufReader::with_capacity(1 << 20, file));
+        let mut record = csv::ByteRecord::new();
+        for _ in 0..SCHEMA_INFER_RECORDS {
+            // A record the sample cannot read is left to the decoder, which names its line.
+            match reader.read_byte_record(&mut record) {
+                Ok(true) => {}
+                Ok(false) | Err(_) => break,
+            }
+            for (kind, field) in kinds.iter_mut().zip(record.iter()) {
+                if let Some(kind) = kind {
+                    *kind = kind.and(field, &options.na_values);
+                }
+            }
+        }
+    }
+    let fields: Vec<Field> = csv
+        .header
+        .iter()
+        .zip(&kinds)
+        .map(|(name, kind)| {
+            let data_type = match kind {
+                Some(SampledKind::Number) => DataType::Float64,
+                Some(SampledKind::Boolean) => DataType::Boolean,
+                _ => DataType::Utf8,
+            };
+            Field::new(name, data_type, true)
+        })
+        .collect();
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// What the values of a column sampled so far are, for `schema_for_numbers`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SampledKind {
+    /// Only empty fields so far.
+    Empty,
+    /// Numbers that the CSV decoder and the value rule read alike.
+    Number,
+    /// `true` or `false` in any case, as the CSV decoder reads booleans.
+    Boolean,
+    Text,
+}
+
+impl SampledKind {
+    fn and(self, field: &[u8], na_values: &[String]) -> SampledKind {
+        use arrow::compute::kernels::cast_utils::Parser;
+        if field.is_empty() || self == SampledKind::Text {
+            return self;
+        }
+        let Ok(text) = std::str::from_utf8(field) else {
+            return SampledKind::Text;
+        };
+        let boolean = text.eq_ignore_ascii_case("true") || text.eq_ignore_ascii_case("false");
+        // The decoder does not apply na_values: with them, numbers stay text for the value rule.
+        let number = na_values.is_empty()
+            && match (
+                arrow::datatypes::Float64Type::parse(text),
+                encode::number_of(text, na_values),
+            ) {
+                (Some(a), Some(b)) => a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                _ => false,
+            };
+        match (self, number, boolean) {
+            (SampledKind::Empty | SampledKind::Number, true, _) => SampledKind::Number,
+            (SampledKind::Empty | SampledKind::Boolean, _, true) => SampledKind::Boolean,
+            _ => SampledKind::Text,
+        }
+    }
+}
+
 /// The type a column of type `t` is held in: all numbers as Float64, all strings as Utf8.
 fn normal_type(t: &DataType) -> DataType {
     match t {
@@ -1205,6 +1306,100 @@ mod tests {
         assert_eq!(detect_delimiter(b"\"a;x\",b,c"), b',');
         assert_eq!(detect_delimiter(b"a\tb"), b'\t');
         assert_eq!(detect_delimiter(b"single"), b',');
+    }
+
+    #[test]
+    fn known_numeric_columns_are_typed_from_a_sample_without_inference() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.csv");
+        std::fs::write(
+            &path,
+            "\u{feff}id;age;spend;flag;note;mixed;zip;empty\r\n\
+             1;30; 12.5;TRUE;\"a;\nb\";7;01;\r\n\
+             2;;1e3;false;x;n/a;02;\r\n\
+             3;41;-0.25;;\"\"\"q\"\"\";NaN;3;",
+        )
+        .unwrap();
+        let options = LoadOptions {
+            delimiter: None,
+            text_columns: vec!["id".into(), "zip".into()],
+            na_values: Vec::new(),
+        };
+        let numeric = ["age", "spend", "flag", "mixed", "zip", "empty", "id"];
+        let types = |options: &LoadOptions| -> Vec<(String, DataType)> {
+            schema_for_numbers(&session(), &path, options, &numeric)
+                .unwrap()
+                .fields()
+                .iter()
+                .map(|f| (f.name().clone(), f.data_type().clone()))
+                .collect()
+        };
+        use DataType::{Boolean, Float64, Utf8};
+        let expect = |list: [DataType; 8]| -> Vec<(String, DataType)> {
+            [
+                "id", "age", "spend", "flag", "note", "mixed", "zip", "empty",
+            ]
+            .iter()
+            .map(|n| n.to_string())
+            .zip(list)
+            .collect()
+        };
+        // Names lose the BOM; a quoted field holding the delimiter and a newline is one field;
+        // "n/a" keeps `mixed` text for the value rule; text columns and the all-empty column
+        // are text; a column the caller does not read as a number is text.
+        assert_eq!(
+            types(&options),
+            expect([Utf8, Float64, Float64, Boolean, Utf8, Utf8, Utf8, Utf8])
+        );
+        // With na_values the decoder would not apply them: numbers stay text, booleans do not.
+        let with_na = LoadOptions {
+            na_values: vec!["n/a".into()],
+            ..options.clone()
+        };
+        assert_eq!(
+            types(&with_na),
+            expect([Utf8, Utf8, Utf8, Boolean, Utf8, Utf8, Utf8, Utf8])
+        );
+        // What the scorer then reads equals what the inferred schema reads.
+        let typed = schema_for_numbers(&session(), &path, &options, &numeric).unwrap();
+        let read = |schema: &SchemaRef| {
+            runtime().block_on(async {
+                let df = open_frame(&session(), &path, &options, schema)
+                    .await
+                    .unwrap();
+                concat_batches(&schema.clone(), &df.collect().await.unwrap()).unwrap()
+            })
+        };
+        let ours = read(&typed);
+        let inferred = read(&table_schema(&session(), &path, &options).unwrap());
+        for name in ["age", "spend"] {
+            let a = cast(ours.column_by_name(name).unwrap(), &DataType::Float64).unwrap();
+            let b = cast(inferred.column_by_name(name).unwrap(), &DataType::Float64).unwrap();
+            assert_eq!(a.as_ref(), b.as_ref(), "{name}");
+        }
+        assert_eq!(
+            ours.column_by_name("note").unwrap().as_ref(),
+            inferred.column_by_name("note").unwrap().as_ref()
+        );
+    }
+
+    #[test]
+    fn sampled_kinds_follow_the_decoder_and_the_value_rule() {
+        use SampledKind::*;
+        let kind = |values: &[&str]| values.iter().fold(Empty, |k, v| k.and(v.as_bytes(), &[]));
+        assert_eq!(kind(&[]), Empty);
+        assert_eq!(kind(&["", ""]), Empty);
+        assert_eq!(kind(&["1", "", "2.5", " 3 ", "-1e-3", "+4"]), Number);
+        assert_eq!(kind(&["inf", "NaN", "1"]), Number);
+        assert_eq!(kind(&["true", "FALSE", ""]), Boolean);
+        assert_eq!(kind(&["true", "1"]), Text);
+        assert_eq!(kind(&["1", "true"]), Text);
+        assert_eq!(kind(&["1", "1,5"]), Text);
+        assert_eq!(kind(&["1", "2024-01-01"]), Text);
+        assert_eq!(kind(&["1", "x", "2"]), Text, "text stays text");
+        assert_eq!(Empty.and(&[0xff, b'1'], &[]), Text, "not UTF-8");
+        assert_eq!(Empty.and(b"1", &["NA".into()]), Text);
+        assert_eq!(Empty.and(b"True", &["NA".into()]), Boolean);
     }
 
     fn strings(table: &Table, column: &str) -> Vec<Option<String>> {
