@@ -321,6 +321,19 @@ impl CompiledTrees {
             .set("use_colocated_libcalls", "false")
             .map_err(|e| e.to_string())?;
         flags.set("is_pic", "false").map_err(|e| e.to_string())?;
+        // The IR checker guards against mistakes in this compiler, not in a model file (those
+        // are refused above and by the ensemble's own checks): it runs in test builds, where
+        // every zoo and property test compiles through it, and not in release.
+        flags
+            .set(
+                "enable_verifier",
+                if cfg!(debug_assertions) {
+                    "true"
+                } else {
+                    "false"
+                },
+            )
+            .map_err(|e| e.to_string())?;
         let isa = cranelift_native::builder()
             .map_err(|e| format!("no code generator for this machine: {e}"))?
             .finish(settings::Flags::new(flags))
