@@ -320,18 +320,33 @@ pub fn score_file_observed(
         std::fs::File::open(staging.path()).map_err(stage_error)?,
     );
     let mut rows = spool.rows().map_err(|e| Error::io(dir, e))?;
-    let mut fields = vec![Vec::new(); 1 + options.keep_columns.len()];
-    while let Some((score, tie)) = rows.next_row().map_err(|e| Error::io(dir, e))? {
-        for field in &mut fields {
-            read_staged_field(&mut staged, field).map_err(stage_error)?;
+    // Ranks are found in order (a cut among equal scores counts the rows of that score it has
+    // passed); the rows are then written a block at a time, formatted on every core.
+    let mut block = RowBlock::new(1 + options.keep_columns.len());
+    let mut read_all = false;
+    while !read_all {
+        block.clear();
+        while block.len() < WRITE_BLOCK_ROWS {
+            let Some((score, tie)) = rows.next_row().map_err(|e| Error::io(dir, e))? else {
+                read_all = true;
+                break;
+            };
+            let start = block.bytes.len();
+            for _ in 0..block.fields_per_row {
+                append_staged_field(&mut staged, &mut block.bytes).map_err(stage_error)?;
+                block.ends.push(block.bytes.len());
+            }
+            let percentile = 1 + percentiles.passed(score, tie) as u32;
+            let decile = 1 + deciles.passed(score, tie) as u32;
+            if beyond_limit.passed(score, tie) > 0 {
+                block.bytes.truncate(start);
+                block.ends.truncate(block.ends.len() - block.fields_per_row);
+                continue;
+            }
+            block.numbers.push((score, percentile, decile));
         }
-        let percentile = 1 + percentiles.passed(score, tie) as u32;
-        let decile = 1 + deciles.passed(score, tie) as u32;
-        if beyond_limit.passed(score, tie) > 0 {
-            continue;
-        }
-        sink.push(&fields, score, percentile, decile)?;
-        summary.rows_out += 1;
+        summary.rows_out += block.len() as u64;
+        sink.push_block(&block)?;
     }
     drop(rows);
     drop(spool);
@@ -377,26 +392,120 @@ fn stage_field(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
     out.write_all(bytes)
 }
 
-/// Reads the next staged field into `field`.
-fn read_staged_field(input: &mut impl Read, field: &mut Vec<u8>) -> std::io::Result<()> {
+/// Reads the next staged field onto the end of `bytes`.
+fn append_staged_field(input: &mut impl Read, bytes: &mut Vec<u8>) -> std::io::Result<()> {
     let mut len = [0u8; 4];
     input.read_exact(&mut len)?;
-    field.clear();
-    field.resize(u32::from_le_bytes(len) as usize, 0);
-    input.read_exact(field)
+    let start = bytes.len();
+    bytes.resize(start + u32::from_le_bytes(len) as usize, 0);
+    input.read_exact(&mut bytes[start..])
+}
+
+/// Rows on their way to the output: running ranks are found one row after another, formatting
+/// (most of the writing's work) is shared out.
+const WRITE_BLOCK_ROWS: usize = 1 << 16;
+
+/// Output rows of pass 2: each one's staged fields (the id, then the kept columns) end to end
+/// in `bytes`, and its score, percentile and decile.
+struct RowBlock {
+    fields_per_row: usize,
+    bytes: Vec<u8>,
+    /// Where each field ends in `bytes`, `fields_per_row` to a row.
+    ends: Vec<usize>,
+    numbers: Vec<(f64, u32, u32)>,
+}
+
+impl RowBlock {
+    fn new(fields_per_row: usize) -> RowBlock {
+        RowBlock {
+            fields_per_row,
+            bytes: Vec::new(),
+            ends: Vec::new(),
+            numbers: Vec::new(),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+        self.numbers.clear();
+    }
+
+    fn len(&self) -> usize {
+        self.numbers.len()
+    }
+
+    /// The staged fields of row `r`.
+    fn fields(&self, r: usize) -> impl Iterator<Item = &[u8]> {
+        let ends = &self.ends[r * self.fields_per_row..(r + 1) * self.fields_per_row];
+        let mut start = if r == 0 {
+            0
+        } else {
+            self.ends[r * self.fields_per_row - 1]
+        };
+        ends.iter().map(move |&end| {
+            let field = &self.bytes[start..end];
+            start = end;
+            field
+        })
+    }
+
+    /// Rows `rows` as CSV records, as `csv::Writer` writes them.
+    fn csv_records(
+        &self,
+        rows: std::ops::Range<usize>,
+    ) -> std::result::Result<Vec<u8>, csv::Error> {
+        let mut writer = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::with_capacity(rows.len() * 48));
+        let (mut score_text, mut int_text) = (ryu::Buffer::new(), itoa::Buffer::new());
+        let mut fallback = String::new();
+        for r in rows {
+            let (score, percentile, decile) = self.numbers[r];
+            let mut fields = self.fields(r);
+            writer.write_field(fields.next().expect("the id is staged"))?;
+            writer.write_field(score_text_of(score, &mut score_text, &mut fallback))?;
+            writer.write_field(int_text.format(percentile))?;
+            writer.write_field(int_text.format(decile))?;
+            for value in fields {
+                writer.write_field(value)?;
+            }
+            writer.write_record(None::<&[u8]>)?;
+        }
+        writer.into_inner().map_err(|e| e.into_error().into())
+    }
+}
+
+/// A score's text exactly as `Display` writes it (the shortest digits that read back as the
+/// same number, never an exponent). ryu finds the same shortest digits faster; it is used where
+/// its text has the same form, a number strictly between 0 and 1 written without an exponent,
+/// and `Display` writes every other one.
+fn score_text_of<'a>(
+    score: f64,
+    ryu_text: &'a mut ryu::Buffer,
+    fallback: &'a mut String,
+) -> &'a str {
+    if score > 0.0 && score < 1.0 {
+        let text = ryu_text.format_finite(score);
+        if !text.contains('e') {
+            return text;
+        }
+    }
+    fallback.clear();
+    write!(fallback, "{score}").expect("writing to a String");
+    fallback
 }
 
 /// The output file being written: CSV rows straight through, or Parquet in batches.
 enum OutputSink {
     Csv {
         file: AtomicFile,
-        writer: Option<csv::Writer<BufWriter<std::fs::File>>>,
-        /// A number's text, reused from row to row.
-        text: String,
+        writer: Option<BufWriter<std::fs::File>>,
     },
     Parquet {
         file: AtomicFile,
-        writer: Option<ArrowWriter<std::fs::File>>,
+        // Boxed: the Parquet writer's state is large beside the CSV variant's.
+        writer: Option<Box<ArrowWriter<std::fs::File>>>,
         schema: Arc<Schema>,
         columns: Vec<Vec<String>>,
         scores: Vec<f64>,
@@ -413,14 +522,19 @@ impl OutputSink {
         let handle = file.file().try_clone().map_err(|e| Error::io(path, e))?;
         match Format::of(path) {
             Format::Csv => {
-                let mut writer = csv::Writer::from_writer(BufWriter::new(handle));
+                let mut header_line = csv::Writer::from_writer(Vec::new());
+                let error = |e: csv::Error| Error::io(path, e.into());
+                header_line.write_record(header).map_err(error)?;
+                let header_line = header_line
+                    .into_inner()
+                    .map_err(|e| error(e.into_error().into()))?;
+                let mut writer = BufWriter::with_capacity(1 << 20, handle);
                 writer
-                    .write_record(header)
-                    .map_err(|e| Error::io(path, e.into()))?;
+                    .write_all(&header_line)
+                    .map_err(|e| Error::io(path, e))?;
                 Ok(OutputSink::Csv {
                     file,
                     writer: Some(writer),
-                    text: String::new(),
                 })
             }
             Format::Parquet => {
@@ -441,7 +555,7 @@ impl OutputSink {
                 let kept = header.len() - 4;
                 Ok(OutputSink::Parquet {
                     file,
-                    writer: Some(writer),
+                    writer: Some(Box::new(writer)),
                     schema,
                     columns: vec![Vec::new(); 1 + kept],
                     scores: Vec::new(),
@@ -452,46 +566,58 @@ impl OutputSink {
         }
     }
 
-    /// `fields` is the staged row: id, then the kept columns.
-    fn push(&mut self, fields: &[Vec<u8>], score: f64, percentile: u32, decile: u32) -> Result<()> {
+    fn push_block(&mut self, block: &RowBlock) -> Result<()> {
         match self {
-            OutputSink::Csv { file, writer, text } => {
+            OutputSink::Csv { file, writer } => {
+                use rayon::prelude::*;
+                let parts = rayon::current_num_threads().max(1);
+                let per_part = block.len().div_ceil(parts).max(1);
+                let starts: Vec<usize> = (0..block.len()).step_by(per_part).collect();
+                let records: Vec<Vec<u8>> = starts
+                    .par_iter()
+                    .map(|&start| block.csv_records(start..(start + per_part).min(block.len())))
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|e| Error::io(file.target(), e.into()))?;
                 let w = writer.as_mut().expect("open until finish");
-                let error = |e: csv::Error| Error::io(file.target(), e.into());
-                w.write_field(&fields[0]).map_err(error)?;
-                for number in [&score as &dyn std::fmt::Display, &percentile, &decile] {
-                    text.clear();
-                    write!(text, "{number}").expect("writing to a String");
-                    w.write_field(text.as_bytes()).map_err(error)?;
+                for part in &records {
+                    w.write_all(part).map_err(|e| Error::io(file.target(), e))?;
                 }
-                for value in &fields[1..] {
-                    w.write_field(value).map_err(error)?;
-                }
-                w.write_record(None::<&[u8]>).map_err(error)
+                Ok(())
             }
-            OutputSink::Parquet {
-                file,
-                columns,
-                scores,
-                percentiles,
-                deciles,
-                ..
-            } => {
-                for (column, value) in columns.iter_mut().zip(fields) {
-                    let value = std::str::from_utf8(value).map_err(|_| {
-                        Error::data(file.target(), "internal: a staged field is not UTF-8")
-                    })?;
-                    column.push(value.to_string());
-                }
-                scores.push(score);
-                percentiles.push(percentile);
-                deciles.push(decile);
-                if scores.len() >= PARQUET_BATCH {
-                    self.flush_parquet()?;
+            OutputSink::Parquet { .. } => {
+                for r in 0..block.len() {
+                    if self.push_parquet_row(block, r)? >= PARQUET_BATCH {
+                        self.flush_parquet()?;
+                    }
                 }
                 Ok(())
             }
         }
+    }
+
+    /// Adds row `r` of `block` to the Parquet columns; returns how many rows they hold.
+    fn push_parquet_row(&mut self, block: &RowBlock, r: usize) -> Result<usize> {
+        let OutputSink::Parquet {
+            file,
+            columns,
+            scores,
+            percentiles,
+            deciles,
+            ..
+        } = self
+        else {
+            return Ok(0);
+        };
+        for (column, value) in columns.iter_mut().zip(block.fields(r)) {
+            let value = std::str::from_utf8(value)
+                .map_err(|_| Error::data(file.target(), "internal: a staged field is not UTF-8"))?;
+            column.push(value.to_string());
+        }
+        let (score, percentile, decile) = block.numbers[r];
+        scores.push(score);
+        percentiles.push(percentile);
+        deciles.push(decile);
+        Ok(scores.len())
     }
 
     fn flush_parquet(&mut self) -> Result<()> {
@@ -564,7 +690,76 @@ impl Drop for AbortOnDrop {
 
 #[cfg(test)]
 mod tests {
-    use super::Keep;
+    use super::{Keep, RowBlock, score_text_of};
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn scores_are_written_as_display_writes_them() {
+        let (mut ryu_text, mut fallback) = (ryu::Buffer::new(), String::new());
+        let mut check = |x: f64| {
+            let ours = score_text_of(x, &mut ryu_text, &mut fallback).to_string();
+            assert_eq!(ours, x.to_string(), "bits {:#x}", x.to_bits());
+        };
+        for x in [
+            0.0,
+            1.0,
+            -0.0,
+            0.5,
+            0.1,
+            1e-5,
+            1.5e-5,
+            9.99e-6,
+            1e-7,
+            f64::MIN_POSITIVE,
+            5e-324,
+            1.0 - f64::EPSILON / 2.0,
+            0.1 + 0.2,
+            0.008073267100464373,
+        ] {
+            check(x);
+        }
+        // Random probabilities, uniform and spread over every exponent a score can have.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(15);
+        for _ in 0..300_000 {
+            check(rng.random::<f64>());
+            check(f64::from_bits(
+                rng.random_range(0x3C00_0000_0000_0000..0x3FF0_0000_0000_0000),
+            ));
+        }
+    }
+
+    #[test]
+    fn a_block_writes_the_records_csv_writes() {
+        let mut block = RowBlock::new(2);
+        let rows: [(&[u8], &[u8], f64); 4] = [
+            (b"7", b"plain", 0.25),
+            (b"a,b", b"say \"hi\"", 1e-9),
+            (b"", b"line\nbreak", 1.0),
+            (b"x", b"", 0.0),
+        ];
+        for (i, (id, kept, score)) in rows.iter().enumerate() {
+            block.bytes.extend_from_slice(id);
+            block.ends.push(block.bytes.len());
+            block.bytes.extend_from_slice(kept);
+            block.ends.push(block.bytes.len());
+            block.numbers.push((*score, i as u32 + 1, 10));
+        }
+        let mut expected = csv::Writer::from_writer(Vec::new());
+        for (i, (id, kept, score)) in rows.iter().enumerate() {
+            let numbers = [score.to_string(), (i + 1).to_string(), "10".into()];
+            let record: Vec<&[u8]> = [*id]
+                .into_iter()
+                .chain(numbers.iter().map(|n| n.as_bytes()))
+                .chain([*kept])
+                .collect();
+            expected.write_record(record).unwrap();
+        }
+        let expected = expected.into_inner().unwrap();
+        assert_eq!(block.csv_records(0..4).unwrap(), expected);
+        let mut halves = block.csv_records(0..1).unwrap();
+        halves.extend(block.csv_records(1..4).unwrap());
+        assert_eq!(halves, expected);
+    }
 
     #[test]
     fn kept_counts_round_up_but_not_by_a_last_bit() {
