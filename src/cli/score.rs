@@ -20,9 +20,9 @@ Writes one row per input row, in input order: the id (under its own column name,
 score (probability of conversion), percentile and decile (1 = best; ranked by score), and any
 --keep columns. People of equal score are ordered by a seeded hash of their id (--seed), so a
 --top cut that falls among them picks the same people on every run, whatever the file order; the
-number of rows tied at the cut is printed. CSV or Parquet, chosen by the output's extension. The input
-is streamed in batches and ranks are found from a spool file, so memory does not grow with the
-input's size.
+number of rows tied at the cut is printed. CSV or Parquet, chosen by the output's extension.
+The input is streamed in batches and ranks are found from a spool file, so memory does not grow
+with the input's size.
 
 The data must have every feature column of the model (extra columns are ignored). Category
 values never seen in training are scored as LightGBM does (as missing) and counted in a warning.
@@ -32,9 +32,9 @@ matched by name, categories mapped through its pandas_categorical line when pres
 does), otherwise categorical columns are read as LightGBM's integer codes.
 
 Scores come from audience's own evaluator, exact to LightGBM's prediction (tested to 1e-12 on a
-zoo of models), with the trees compiled to machine code when the model loads (about 0.6 s for 500
-trees); --engine walk walks the node arrays instead (no compile step, for small inputs), and
---engine lightgbm uses LightGBM's C API.";
+zoo of models), with the trees compiled to machine code on every core when the model loads;
+--engine walk walks the node arrays instead (no compile step, for small inputs), and --engine
+lightgbm uses LightGBM's C API.";
 
 pub const EXAMPLES: &str = "\
 Examples:
