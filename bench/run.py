@@ -91,12 +91,17 @@ cache = W(f"lleaves_{args.trees}.so")
 if run("a"):
     log("(a) scoring end to end")
     a = {}
-    a["audience"] = measure([A, "score", "--model", model, "--data", candidates, "--out", W("s_audience.csv"), "--force", "-q"])
+    score_cmd = [A, "score", "--model", model, "--data", candidates, "--out", W("s_audience.csv"), "--force", "-q"]
+    a["audience"] = measure(score_cmd)
+    # Against the trees alone, which (b) times as the best of --repeats, the whole run is timed
+    # the same way; against pandas and lleaves, one run each side.
+    audience_best = min([a["audience"][0]] + [measure(score_cmd)[0] for _ in range(args.repeats - 1)])
     a["pandas_lightgbm"] = measure([PY, os.path.join(here, "python/pandas_score.py"), model_txt, candidates, W("s_pandas.csv"), "customer_id"])
     compile_s = json.loads(measure([PY, os.path.join(here, "python/lleaves_compile.py"), model_txt, cache])[2])["compile_s"]
     a["lleaves"] = measure([PY, os.path.join(here, "python/lleaves_score.py"), model_txt, cache, candidates, W("s_lleaves.csv"), "customer_id"])
     results["scoring_end_to_end"] = {k: {"seconds": v[0], "peak_rss_mb": v[1]} for k, v in a.items()}
     results["scoring_end_to_end"]["lleaves_compile_seconds"] = compile_s
+    results["scoring_end_to_end"]["audience_best_of_repeats_seconds"] = audience_best
 
 # (b) Tree evaluation alone.
 if run("b"):
@@ -200,8 +205,8 @@ def target(name, value, limit, at_most=True, unit="x"):
 lines = []
 if results.get("scoring_end_to_end") and results.get("tree_evaluation"):
     trees = results["tree_evaluation"]["native_all_threads_s"]
-    ours = results["scoring_end_to_end"]["audience"]["seconds"]
-    lines.append(target("(a) score end to end / (b) trees alone, same threads", ours / trees, 1.3))
+    ours = results["scoring_end_to_end"]["audience_best_of_repeats_seconds"]
+    lines.append(target("(a) score end to end / (b) trees alone, same threads, best of each", ours / trees, 1.3))
 if results.get("large_file"):
     g = results["large_file"]
     lines.append(target("(e) throughput / 2026-11-29's", g["bytes"] / g["seconds"] / 1e6 / E_BASELINE_MB_S, 2.0, at_most=False))

@@ -496,7 +496,7 @@ fn score_text_of<'a>(
     fallback
 }
 
-/// The output file being written: CSV rows straight through, or Parquet in batches.
+/// The output file being written: CSV a block of rows at a time, or Parquet in batches.
 enum OutputSink {
     Csv {
         file: AtomicFile,
