@@ -1011,11 +1011,14 @@ impl RuleRunner {
         limits: RuleLimits,
     ) -> Result<RuleRunner> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        // Slices of `partition_rows` rows (zero-copy), so scans and filters run on every core.
-        // A filter's audience is a set of rows: the order rows come back in does not matter, and
-        // the slices do not depend on the machine. An empty table gets its one (empty) partition.
+        // Slices of at most `partition_rows` rows (zero-copy), and at least one per core, so
+        // scans and filters run on every core. With fewer partitions than cores DataFusion would
+        // put a round-robin repartition after the scan, which counts each slice it holds as the
+        // whole table's buffers against the memory limit (a slice reports its parents' sizes):
+        // a plain filter could fail. A filter's audience is a set of rows, so the order rows
+        // come back in does not matter. An empty table gets its one (empty) partition.
         let rows = table.batch.num_rows();
-        let step = partition_rows.max(1);
+        let step = partition_rows.min(rows.div_ceil(cores)).max(1);
         let partitions: Vec<Vec<_>> = (0..rows.max(1))
             .step_by(step)
             .map(|start| vec![table.batch.slice(start, step.min(rows - start))])
@@ -1193,6 +1196,54 @@ mod tests {
         };
         let ids = crate::data::read_ids(&table, "customer_id").unwrap();
         (table, ids)
+    }
+
+    /// A slice of the table reports the memory of the whole table's buffers: an operator that
+    /// holds slices as they come from the scan (the round-robin repartition DataFusion puts
+    /// after a table of fewer partitions than cores) counts the table once per slice held and
+    /// could fail a plain filter under its memory limit. Filters run over a table sliced into
+    /// at least as many partitions as cores hold no slices.
+    #[test]
+    fn a_filter_over_a_small_table_holds_no_slices_against_its_memory_limit() {
+        use arrow::array::{Float64Array, RecordBatch, StringArray};
+        use arrow::datatypes::{DataType, Field, Schema};
+        let n = 300_000;
+        let ids: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+        let spend: Vec<f64> = (0..n).map(|i| (i % 97) as f64).collect();
+        let schema = Schema::new(vec![
+            Field::new("customer_id", DataType::Utf8, true),
+            Field::new("spend", DataType::Float64, true),
+        ]);
+        let batch = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(StringArray::from_iter_values(&ids)),
+                Arc::new(Float64Array::from(spend)),
+            ],
+        )
+        .unwrap();
+        let table_bytes = batch.get_array_memory_size();
+        let table = Table {
+            path: PathBuf::from("t.csv"),
+            batch,
+        };
+        let ids = crate::data::read_ids(&table, "customer_id").unwrap();
+        let limits = RuleLimits {
+            memory_bytes: table_bytes + table_bytes / 2,
+            ..RuleLimits::default()
+        };
+        let runner = RuleRunner::new(&table, "t", "customer_id", &ids, limits).unwrap();
+        let rule = Rule::new(
+            "spenders",
+            Path::new("spenders.sql"),
+            "SELECT * FROM t WHERE spend >= 10",
+            "t",
+        )
+        .unwrap();
+        for _ in 0..5 {
+            let audience = runner.run(&rule).unwrap();
+            assert_eq!(audience.rows.len(), (0..n).filter(|i| i % 97 >= 10).count());
+        }
     }
 
     #[test]
