@@ -1170,9 +1170,13 @@ mod tests {
 
     /// A 1,000-row table: id `c<i>`, spend = i % 97 (+ 0.25), city one of 7.
     fn spend_table() -> (Table, Ids) {
+        spend_table_of(1000)
+    }
+
+    /// `spend_table` with `n` rows.
+    fn spend_table_of(n: usize) -> (Table, Ids) {
         use arrow::array::{Float64Array, RecordBatch, StringArray};
         use arrow::datatypes::{DataType, Field, Schema};
-        let n = 1000;
         let ids: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
         let spend: Vec<f64> = (0..n).map(|i| (i % 97) as f64 + 0.25).collect();
         let city: Vec<String> = (0..n).map(|i| format!("city{}", (i * 13) % 7)).collect();
@@ -1205,29 +1209,9 @@ mod tests {
     /// at least as many partitions as cores hold no slices.
     #[test]
     fn a_filter_over_a_small_table_holds_no_slices_against_its_memory_limit() {
-        use arrow::array::{Float64Array, RecordBatch, StringArray};
-        use arrow::datatypes::{DataType, Field, Schema};
         let n = 300_000;
-        let ids: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
-        let spend: Vec<f64> = (0..n).map(|i| (i % 97) as f64).collect();
-        let schema = Schema::new(vec![
-            Field::new("customer_id", DataType::Utf8, true),
-            Field::new("spend", DataType::Float64, true),
-        ]);
-        let batch = RecordBatch::try_new(
-            Arc::new(schema),
-            vec![
-                Arc::new(StringArray::from_iter_values(&ids)),
-                Arc::new(Float64Array::from(spend)),
-            ],
-        )
-        .unwrap();
-        let table_bytes = batch.get_array_memory_size();
-        let table = Table {
-            path: PathBuf::from("t.csv"),
-            batch,
-        };
-        let ids = crate::data::read_ids(&table, "customer_id").unwrap();
+        let (table, ids) = spend_table_of(n);
+        let table_bytes = table.batch.get_array_memory_size();
         let limits = RuleLimits {
             memory_bytes: table_bytes + table_bytes / 2,
             ..RuleLimits::default()
