@@ -157,16 +157,11 @@ pub fn score_file_observed(
     load.text_columns
         .extend(options.keep_columns.iter().cloned());
     let ctx = crate::data::session_with_batch_rows(options.batch_rows);
-    // The model knows which columns are numbers: nothing else is inferred. With na_values,
-    // numbers are read as text (DataFusion's decoder ignores the null pattern) and the encoder
-    // parses them by the one value rule.
+    // The model knows which columns are numbers: nothing else is inferred. With na_values the
+    // sampling keeps numbers as text (DataFusion's decoder ignores the null pattern), and the
+    // encoder parses them by the one value rule; Parquet is read with its own types.
     let numeric = bundle.features.numeric_columns();
     let schema = crate::data::schema_for_numbers(&ctx, input, &load, &numeric)?;
-    let schema = if load.na_values.is_empty() {
-        schema
-    } else {
-        crate::data::numbers_as_text(&schema).0
-    };
     let mut missing = bundle.features.missing_columns(&schema);
     for c in id_column.iter().chain(&options.keep_columns) {
         if schema.column_with_name(c).is_none() && !missing.contains(c) {
