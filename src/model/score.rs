@@ -14,13 +14,14 @@ use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Float64Array, RecordBatch, StringArray, UInt32Array};
+use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, UInt32Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
 
 use crate::data::encode::Matrix;
 use crate::data::encode::UnseenCounts;
+use crate::data::scan::{ColumnPlan, CsvEncoder, EncodedBlock};
 use crate::data::{Format, LoadOptions, runtime};
 use crate::metrics::tie_key;
 use crate::model::bundle::{Engine, ModelBundle};
@@ -185,95 +186,57 @@ pub fn score_file_observed(
         output::temporary_file_in(dir, ".audience-scores-").map_err(|e| Error::io(dir, e))?;
     let mut summary = ScoreSummary::default();
     let mut spool = ScoreSpool::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    {
-        let mut staged = BufWriter::with_capacity(1 << 20, staging.as_file());
-        let mut generated_id = String::new();
-        runtime().block_on(async {
-            // Only the columns the model, the id and --keep need are parsed.
-            let needed: Vec<&str> = schema
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .filter(|name| {
-                    bundle.features.features.iter().any(|f| f.name == *name)
-                        || id_column.as_deref() == Some(*name)
-                        || options.keep_columns.iter().any(|k| k == name)
-                })
-                .collect();
-            let df = crate::data::open_frame(&ctx, input, &load, &schema)
-                .await?
-                .select_columns(&needed)
-                .map_err(|e| Error::datafusion(input, e))?;
-            let mut stream = df
-                .execute_stream()
-                .await
-                .map_err(|e| Error::datafusion(input, e))?;
-            // The file is parsed and encoded on a runtime thread, two batches ahead, while this
-            // thread runs the trees and stages the rows: neither waits for the other.
-            let (parsed, mut batches) = tokio::sync::mpsc::channel(2);
-            let encoder = bundle.features.encoder();
-            let (path, delimiter) = (input.to_path_buf(), options.delimiter);
-            let reader = tokio::spawn(async move {
-                let mut first_row = 0;
-                while let Some(batch) = stream.next().await {
-                    let encoded = batch
-                        .map_err(|e| crate::data::csv_error(&path, delimiter, e))
-                        .and_then(|batch| {
-                            let (matrix, unseen) = encoder
-                                .encode_from(&batch, None, first_row)
-                                .map_err(|e| Error::data(&path, e))?;
-                            first_row += batch.num_rows();
-                            Ok((batch, matrix, unseen))
-                        });
-                    let failed = encoded.is_err();
-                    if parsed.send(encoded).await.is_err() || failed {
-                        break;
-                    }
-                }
-            });
-            let _stop_reading = AbortOnDrop(reader);
-            while let Some(encoded) = batches.recv().await {
-                let (batch, matrix, unseen) = encoded?;
-                let batch_scores = predict_probabilities(bundle, &matrix, options.engine)?;
-                summary.unseen.add(&unseen);
-                let text = |c: &String| {
-                    crate::data::text_array(batch.column_by_name(c).expect("checked above"))
-                        .map_err(|e| Error::data(input, e))
-                };
-                let ids = id_column.as_ref().map(text).transpose()?;
-                let kept: Vec<StringArray> = options
-                    .keep_columns
-                    .iter()
-                    .map(text)
-                    .collect::<Result<_>>()?;
-                let stage_error = |e| Error::io(staging.path(), e);
-                for (i, &score) in batch_scores.iter().enumerate() {
-                    let id = match &ids {
-                        Some(ids) => text_at(ids, i),
-                        None => {
-                            generated_id.clear();
-                            write!(generated_id, "{}", summary.rows_in + i as u64)
-                                .expect("writing to a String");
-                            &generated_id
-                        }
-                    };
-                    stage_field(&mut staged, id.as_bytes()).map_err(stage_error)?;
-                    for k in &kept {
-                        let value = text_at(k, i);
-                        stage_field(&mut staged, value.as_bytes()).map_err(stage_error)?;
-                    }
-                    observe(id, score);
-                    spool
-                        .push(score, tie_key(id, options.tie_seed))
-                        .map_err(|e| Error::io(dir, e))?;
-                }
-                summary.rows_in += batch.num_rows() as u64;
-                progress(summary.rows_in);
-            }
-            Ok::<(), Error>(())
-        })?;
-        staged.flush().map_err(|e| Error::io(staging.path(), e))?;
+    // The text fields of each row: the id (unless generated), then the kept columns.
+    let texts: Vec<&str> = id_column
+        .iter()
+        .chain(&options.keep_columns)
+        .map(String::as_str)
+        .collect();
+    let id_slots = usize::from(id_column.is_some());
+    let mut generated_id = String::new();
+    let mut source = BlockSource::open(bundle, input, &load, &schema, &texts, options.batch_rows)?;
+    let mut staged = BufWriter::with_capacity(1 << 20, staging.as_file());
+    let mut read_next = || -> Result<Option<(EncodedBlock, Vec<u64>)>> {
+        let Some(block) = source.next_block()? else {
+            return Ok(None);
+        };
+        let ties = stage_block(&mut staged, &block, id_slots == 1, options.tie_seed)
+            .map_err(|e| Error::io(staging.path(), e))?;
+        Ok(Some((block, ties)))
+    };
+    // The next block is read, encoded and staged as a task beside the trees of this one, so
+    // the pool's threads share both: none waits while another reads (the trees are compiled
+    // beside the first block's reading).
+    let (_, first) = rayon::join(
+        || (options.engine == Engine::Native).then(|| bundle.compiled()),
+        &mut read_next,
+    );
+    let mut current = first?;
+    while let Some((block, ties)) = current {
+        let (scores, next) = rayon::join(
+            || predict_probabilities(bundle, &block.matrix, options.engine),
+            &mut read_next,
+        );
+        let scores = scores?;
+        summary.unseen.add(&block.unseen);
+        for (i, (&score, &tie)) in scores.iter().zip(&ties).enumerate() {
+            let id = if id_slots == 1 {
+                block.texts.get(i, 0)
+            } else {
+                generated_id.clear();
+                write!(generated_id, "{}", block.first_row + i as u64)
+                    .expect("writing to a String");
+                &generated_id
+            };
+            observe(id, score);
+            spool.push(score, tie).map_err(|e| Error::io(dir, e))?;
+        }
+        summary.rows_in += block.rows() as u64;
+        progress(summary.rows_in);
+        current = next?;
     }
+    staged.flush().map_err(|e| Error::io(staging.path(), e))?;
+    drop(staged);
 
     // Ranks: the score at each cut position (percentile and decile starts, the --top limit),
     // found in bounded memory; then each row only needs to know which cuts it lies past.
@@ -316,15 +279,14 @@ pub fn score_file_observed(
     );
     let mut rows = spool.rows().map_err(|e| Error::io(dir, e))?;
     // Ranks are found in order (a cut among equal scores counts the rows of that score it has
-    // passed); the rows are then written a block at a time, formatted on every core.
-    let mut block = RowBlock::new(1 + options.keep_columns.len());
-    let mut read_all = false;
-    while !read_all {
+    // passed); the rows are then written a block at a time, formatted on every core, while the
+    // next block's rows are read and ranked beside them.
+    let fields_per_row = 1 + options.keep_columns.len();
+    let mut fill = |block: &mut RowBlock| -> Result<bool> {
         block.clear();
         while block.len() < WRITE_BLOCK_ROWS {
             let Some((score, tie)) = rows.next_row().map_err(|e| Error::io(dir, e))? else {
-                read_all = true;
-                break;
+                return Ok(true);
             };
             let start = block.bytes.len();
             for _ in 0..block.fields_per_row {
@@ -340,13 +302,119 @@ pub fn score_file_observed(
             }
             block.numbers.push((score, percentile, decile));
         }
-        summary.rows_out += block.len() as u64;
-        sink.push_block(&block)?;
+        Ok(false)
+    };
+    let (mut current, mut next) = (RowBlock::new(fields_per_row), RowBlock::new(fields_per_row));
+    let mut read_all = fill(&mut current)?;
+    loop {
+        summary.rows_out += current.len() as u64;
+        if read_all {
+            sink.push_block(&current)?;
+            break;
+        }
+        let (written, filled) = rayon::join(|| sink.push_block(&current), || fill(&mut next));
+        written?;
+        read_all = filled?;
+        std::mem::swap(&mut current, &mut next);
     }
     drop(rows);
     drop(spool);
     sink.finish(options.force)?;
     Ok(summary)
+}
+
+/// Where pass 1's blocks come from: CSV split and encoded straight from its bytes
+/// (`data::scan`), or Parquet read by DataFusion with its own types.
+enum BlockSource<'a> {
+    Csv(Box<CsvEncoder>),
+    Parquet {
+        stream: datafusion::physical_plan::SendableRecordBatchStream,
+        encoder: crate::data::encode::BatchEncoder,
+        input: &'a Path,
+        texts: &'a [&'a str],
+        first_row: u64,
+    },
+}
+
+impl<'a> BlockSource<'a> {
+    /// Opens `input` for the model's features and the text columns `texts` (the id, then the
+    /// kept columns), `batch_rows` rows to a block at most.
+    fn open(
+        bundle: &ModelBundle,
+        input: &'a Path,
+        load: &LoadOptions,
+        schema: &Schema,
+        texts: &'a [&'a str],
+        batch_rows: usize,
+    ) -> Result<BlockSource<'a>> {
+        let encoder = bundle.features.encoder();
+        match Format::of(input) {
+            Format::Csv => {
+                let layout = crate::data::CsvLayout::sniff(input, load.delimiter)?;
+                let booleans: Vec<&str> = schema
+                    .fields()
+                    .iter()
+                    .filter(|f| f.data_type() == &DataType::Boolean)
+                    .map(|f| f.name().as_str())
+                    .collect();
+                let plan = ColumnPlan::for_header(&layout.header, &encoder, &booleans, texts)
+                    .map_err(|e| Error::data(input, e))?;
+                let reader =
+                    CsvEncoder::open(input, layout.delimiter, &layout.header, encoder, plan)?;
+                Ok(BlockSource::Csv(Box::new(reader.with_block_rows(batch_rows))))
+            }
+            Format::Parquet => {
+                let ctx = crate::data::session_with_batch_rows(batch_rows);
+                let names: Vec<&str> = schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .filter(|name| {
+                        encoder.features().iter().any(|f| f.name == *name) || texts.contains(name)
+                    })
+                    .collect();
+                let stream = runtime().block_on(async {
+                    crate::data::open_frame(&ctx, input, load, schema)
+                        .await?
+                        .select_columns(&names)
+                        .map_err(|e| Error::datafusion(input, e))?
+                        .execute_stream()
+                        .await
+                        .map_err(|e| Error::datafusion(input, e))
+                })?;
+                Ok(BlockSource::Parquet {
+                    stream,
+                    encoder,
+                    input,
+                    texts,
+                    first_row: 0,
+                })
+            }
+        }
+    }
+
+    /// The next block, None at the end of the input.
+    fn next_block(&mut self) -> Result<Option<EncodedBlock>> {
+        match self {
+            BlockSource::Csv(reader) => reader.next_block(),
+            BlockSource::Parquet {
+                stream,
+                encoder,
+                input,
+                texts,
+                first_row,
+            } => {
+                let Some(batch) = runtime().block_on(stream.next()) else {
+                    return Ok(None);
+                };
+                let batch = batch.map_err(|e| Error::datafusion(*input, e))?;
+                let block = EncodedBlock::from_batch(&batch, encoder, texts, *first_row)
+                    .map_err(|e| Error::data(*input, e))?;
+                *first_row += block.rows() as u64;
+                Ok(Some(block))
+            }
+        }
+    }
 }
 
 /// The model's probabilities for the rows of `matrix`; an infinite or NaN score (which a
@@ -370,13 +438,32 @@ fn predict_probabilities(
     Ok(scores)
 }
 
-/// A text column's value at `row`, empty when null.
-fn text_at(column: &StringArray, row: usize) -> &str {
-    if column.is_valid(row) {
-        column.value(row)
-    } else {
-        ""
+/// Stages a block's rows (the id, then the kept columns), and gives each row's tie key: the
+/// hash of its id, or of its 0-based row number when the id is generated.
+fn stage_block(
+    staged: &mut impl Write,
+    block: &EncodedBlock,
+    has_id: bool,
+    tie_seed: u64,
+) -> std::io::Result<Vec<u64>> {
+    let mut ties = Vec::with_capacity(block.rows());
+    let mut generated_id = String::new();
+    let slots = block.texts.per_row();
+    for i in 0..block.rows() {
+        let id = if has_id {
+            block.texts.get(i, 0)
+        } else {
+            generated_id.clear();
+            write!(generated_id, "{}", block.first_row + i as u64).expect("writing to a String");
+            &generated_id
+        };
+        stage_field(staged, id.as_bytes())?;
+        for k in usize::from(has_id)..slots {
+            stage_field(staged, block.texts.get(i, k).as_bytes())?;
+        }
+        ties.push(tie_key(id, tie_seed));
     }
+    Ok(ties)
 }
 
 /// A staged field: its length (u32, little-endian), then its bytes.
@@ -671,15 +758,6 @@ impl OutputSink {
                 file.commit(force)
             }
         }
-    }
-}
-
-/// Stops a spawned task when dropped (an error ends the scoring loop before the file's end).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
