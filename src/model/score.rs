@@ -161,8 +161,13 @@ pub fn score_file_observed(
     // The model knows which columns are numbers: nothing else is inferred. With na_values the
     // sampling keeps numbers as text (DataFusion's decoder ignores the null pattern), and the
     // encoder parses them by the one value rule; Parquet is read with its own types.
+    // The trees are compiled beside the sampling.
     let numeric = bundle.features.numeric_columns();
-    let schema = crate::data::schema_for_numbers(&ctx, input, &load, &numeric)?;
+    let (_, schema) = rayon::join(
+        || (options.engine == Engine::Native).then(|| bundle.compiled()),
+        || crate::data::schema_for_numbers(&ctx, input, &load, &numeric),
+    );
+    let schema = schema?;
     let mut missing = bundle.features.missing_columns(&schema);
     for c in id_column.iter().chain(&options.keep_columns) {
         if schema.column_with_name(c).is_none() && !missing.contains(c) {
@@ -205,13 +210,8 @@ pub fn score_file_observed(
         Ok(Some((block, ties)))
     };
     // The next block is read, encoded and staged as a task beside the trees of this one, so
-    // the pool's threads share both: none waits while another reads (the trees are compiled
-    // beside the first block's reading).
-    let (_, first) = rayon::join(
-        || (options.engine == Engine::Native).then(|| bundle.compiled()),
-        &mut read_next,
-    );
-    let mut current = first?;
+    // the pool's threads share both: none waits while another reads.
+    let mut current = read_next()?;
     while let Some((block, ties)) = current {
         let (scores, next) = rayon::join(
             || predict_probabilities(bundle, &block.matrix, options.engine),
@@ -361,7 +361,9 @@ impl<'a> BlockSource<'a> {
                     .map_err(|e| Error::data(input, e))?;
                 let reader =
                     CsvEncoder::open(input, layout.delimiter, &layout.header, encoder, plan)?;
-                Ok(BlockSource::Csv(Box::new(reader.with_block_rows(batch_rows))))
+                Ok(BlockSource::Csv(Box::new(
+                    reader.with_block_rows(batch_rows),
+                )))
             }
             Format::Parquet => {
                 let ctx = crate::data::session_with_batch_rows(batch_rows);
