@@ -21,8 +21,9 @@ use super::encode::{
 };
 use crate::{Error, Result};
 
-/// Bytes read from the file at a time; a record longer than this grows the buffer.
-const READ_BYTES: usize = 8 << 20;
+/// The read buffer's size: half of it holds a block of 65,536 rows of up to 128 bytes. A
+/// record longer than the buffer grows it.
+const READ_BYTES: usize = 16 << 20;
 
 /// The longest record accepted: a longer one (a quote left open, say) is an error rather than
 /// a buffer that grows with the file.
@@ -453,6 +454,11 @@ impl CsvFields {
                     self.fill()?;
                 }
                 continue;
+            }
+            // Blocks of whole size, not a full one and then the buffer's remainder: less than
+            // half a buffer left is topped up first.
+            if !self.eof && self.end - self.pos < self.buf.len() / 2 {
+                self.fill()?;
             }
             let (rows, source) = self.split(max_rows)?;
             if rows > 0 {
