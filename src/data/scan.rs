@@ -9,7 +9,8 @@
 //! does with such bytes; a stretch with a quote anywhere goes through csv_core itself.
 //!
 //! Values then become model inputs by the value rules of `encode` ([`number_of`],
-//! [`category_of`]), and the id and kept columns are kept as text, in blocks of whole records.
+//! [`category_of`]), and the id and kept columns are kept as their text as written (a
+//! missing-value text too), in blocks of whole records.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -158,10 +158,10 @@ pub fn score_file_observed(
     load.text_columns
         .extend(options.keep_columns.iter().cloned());
     let ctx = crate::data::session_with_batch_rows(options.batch_rows);
-    // The model knows which columns are numbers: nothing else is inferred. With na_values the
-    // sampling keeps numbers as text (DataFusion's decoder ignores the null pattern), and the
-    // encoder parses them by the one value rule; Parquet is read with its own types.
-    // The trees are compiled beside the sampling.
+    // The model knows which columns are numbers: nothing else is inferred. For CSV the sample
+    // tells only which of them hold true/false (read as 1/0, as training read them); every
+    // numeric feature is read by the one value rule. Parquet is read with its own types. The
+    // trees are compiled beside the sampling.
     let numeric = bundle.features.numeric_columns();
     let (_, schema) = rayon::join(
         || (options.engine == Engine::Native).then(|| bundle.compiled()),
