@@ -114,11 +114,19 @@ pub(crate) fn plain_decimal(bytes: &[u8]) -> Option<f64> {
 /// A categorical field's category: None when missing (empty, or one of `na_values`). The text
 /// is compared as written, as the training values were read.
 pub fn category_of<'a>(text: &'a str, na_values: &[String]) -> Option<&'a str> {
-    if text.is_empty() || na_values.iter().any(|v| v == text) {
-        None
-    } else {
-        Some(text)
-    }
+    (!is_missing_text(text.as_bytes(), na_values)).then_some(text)
+}
+
+/// Whether a field's text, as written, means missing: empty, or one of `na_values`.
+pub fn is_missing_text(text: &[u8], na_values: &[String]) -> bool {
+    text.is_empty() || na_values.iter().any(|v| v.as_bytes() == text)
+}
+
+/// The error for a numeric feature's field that is not a number (`row` 1-based).
+pub fn not_a_number(row: u64, column: &str, text: &str) -> String {
+    format!(
+        "data row {row}: column {column:?} holds {text:?}, which is not a number (the feature is numeric); list it in data.na_values if it means missing"
+    )
 }
 
 /// A text column the planner would make categorical, yet whose values are nearly all numbers:
@@ -472,13 +480,10 @@ impl BatchEncoder {
                         continue;
                     }
                     let value = text.value(r);
-                    values[i * cols + c] = number_of(value, &self.set.na_values).ok_or_else(|| {
-                        format!(
-                            "data row {}: column {:?} holds {value:?}, which is not a number (the feature is numeric); list it in data.na_values if it means missing",
-                            first_row + r + 1,
-                            feature.name
-                        )
-                    })?;
+                    values[i * cols + c] =
+                        number_of(value, &self.set.na_values).ok_or_else(|| {
+                            not_a_number((first_row + r + 1) as u64, &feature.name, value)
+                        })?;
                 }
                 continue;
             }

@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use arrow::array::{Array, RecordBatch};
 
 use super::encode::{
-    BatchEncoder, FeatureKind, Matrix, UnseenCounts, category_of, number_of, plain_decimal,
+    BatchEncoder, FeatureKind, Matrix, UnseenCounts, is_missing_text, not_a_number, number_of,
+    plain_decimal,
 };
 use crate::{Error, Result};
 
@@ -288,13 +289,8 @@ fn encode_block(
                 ValueRead::Number if plain && let Some(value) = plain_decimal(bytes) => value,
                 ValueRead::Number => {
                     let text = utf8(bytes, data_row(r), &names[column])?;
-                    number_of(text, na_values).ok_or_else(|| {
-                        format!(
-                            "data row {}: column {:?} holds {text:?}, which is not a number (the feature is numeric); list it in data.na_values if it means missing",
-                            data_row(r),
-                            names[column]
-                        )
-                    })?
+                    number_of(text, na_values)
+                        .ok_or_else(|| not_a_number(data_row(r), &names[column], text))?
                 }
                 ValueRead::Boolean => {
                     let text = utf8(bytes, data_row(r), &names[column])?;
@@ -302,7 +298,7 @@ fn encode_block(
                         1.0
                     } else if text.eq_ignore_ascii_case("false") {
                         0.0
-                    } else if category_of(text, na_values).is_none() {
+                    } else if is_missing_text(bytes, na_values) {
                         f64::NAN
                     } else {
                         return Err(format!(
@@ -314,9 +310,10 @@ fn encode_block(
                 }
                 ValueRead::Category => {
                     // A training value is UTF-8 text: only a value not among them is checked.
-                    let missing =
-                        bytes.is_empty() || na_values.iter().any(|v| v.as_bytes() == bytes);
-                    match (missing, encoder.category_code(c, bytes)) {
+                    match (
+                        is_missing_text(bytes, na_values),
+                        encoder.category_code(c, bytes),
+                    ) {
                         (true, _) => f64::NAN,
                         (false, Some(code)) => code as f64,
                         (false, None) => {
@@ -539,12 +536,8 @@ impl CsvFields {
         let (base, end, delimiter) = (self.pos, self.end, self.delimiter);
         let (buf, chosen, ranges) = (&self.buf, &self.chosen, &mut self.ranges);
         let per_row = self.per_row;
-        let keep = |ranges: &mut Vec<(u32, u32)>, mark: usize, field: usize, from, to| {
-            if let Some(&k) = chosen.get(field)
-                && k != UNUSED
-            {
-                ranges[mark + k as usize] = ((from - base) as u32, (to - base) as u32);
-            }
+        let keep = |ranges: &mut Vec<(u32, u32)>, mark, field, from: usize, to: usize| {
+            keep_field(chosen, ranges, mark, field, from - base, to - base);
         };
         // The record being split: where it starts, its ranges' start, its field, and where
         // that field starts.
@@ -608,15 +601,6 @@ impl CsvFields {
         match ragged {
             Some((record_start, found)) => Err(self.ragged(record_start, found)),
             None => Ok(rows),
-        }
-    }
-
-    /// Records field `field` of the record whose ranges start at `mark`, if it is chosen.
-    fn keep(&mut self, mark: usize, field: usize, start: usize, end: usize) {
-        if let Some(&k) = self.chosen.get(field)
-            && k != UNUSED
-        {
-            self.ranges[mark + k as usize] = (start as u32, end as u32);
         }
     }
 
@@ -693,7 +677,7 @@ impl CsvFields {
                         self.core_ends[field - 1]
                     };
                 let end = out_start + self.core_ends[field];
-                self.keep(mark, field, start, end);
+                keep_field(&self.chosen, &mut self.ranges, mark, field, start, end);
             }
             rows += 1;
         }
@@ -731,6 +715,23 @@ impl CsvFields {
             }
             newlines += memchr::memchr_iter(b'\n', &chunk[..n]).count() as u64;
         }
+    }
+}
+
+/// Records field `field` (bytes `start..end` of the block's data) of the record whose ranges
+/// start at `mark`, if its column is chosen.
+fn keep_field(
+    chosen: &[u32],
+    ranges: &mut [(u32, u32)],
+    mark: usize,
+    field: usize,
+    start: usize,
+    end: usize,
+) {
+    if let Some(&k) = chosen.get(field)
+        && k != UNUSED
+    {
+        ranges[mark + k as usize] = (start as u32, end as u32);
     }
 }
 

@@ -197,15 +197,15 @@ pub fn score_file_observed(
         .chain(&options.keep_columns)
         .map(String::as_str)
         .collect();
-    let id_slots = usize::from(id_column.is_some());
+    let has_id = id_column.is_some();
     let mut generated_id = String::new();
-    let mut source = BlockSource::open(bundle, input, &load, &schema, &texts, options.batch_rows)?;
+    let mut source = BlockSource::open(bundle, &ctx, input, &load, &schema, &texts)?;
     let mut staged = BufWriter::with_capacity(1 << 20, staging.as_file());
     let mut read_next = || -> Result<Option<(EncodedBlock, Vec<u64>)>> {
         let Some(block) = source.next_block()? else {
             return Ok(None);
         };
-        let ties = stage_block(&mut staged, &block, id_slots == 1, options.tie_seed)
+        let ties = stage_block(&mut staged, &block, has_id, options.tie_seed)
             .map_err(|e| Error::io(staging.path(), e))?;
         Ok(Some((block, ties)))
     };
@@ -220,15 +220,7 @@ pub fn score_file_observed(
         let scores = scores?;
         summary.unseen.add(&block.unseen);
         for (i, (&score, &tie)) in scores.iter().zip(&ties).enumerate() {
-            let id = if id_slots == 1 {
-                block.texts.get(i, 0)
-            } else {
-                generated_id.clear();
-                write!(generated_id, "{}", block.first_row + i as u64)
-                    .expect("writing to a String");
-                &generated_id
-            };
-            observe(id, score);
+            observe(id_of(&block, i, has_id, &mut generated_id), score);
             spool.push(score, tie).map_err(|e| Error::io(dir, e))?;
         }
         summary.rows_in += block.rows() as u64;
@@ -338,15 +330,16 @@ enum BlockSource<'a> {
 
 impl<'a> BlockSource<'a> {
     /// Opens `input` for the model's features and the text columns `texts` (the id, then the
-    /// kept columns), `batch_rows` rows to a block at most.
+    /// kept columns), as many rows to a block at most as `ctx` reads to a batch.
     fn open(
         bundle: &ModelBundle,
+        ctx: &datafusion::prelude::SessionContext,
         input: &'a Path,
         load: &LoadOptions,
         schema: &Schema,
         texts: &'a [&'a str],
-        batch_rows: usize,
     ) -> Result<BlockSource<'a>> {
+        let batch_rows = ctx.state().config().batch_size();
         let encoder = bundle.features.encoder();
         match Format::of(input) {
             Format::Csv => {
@@ -366,7 +359,6 @@ impl<'a> BlockSource<'a> {
                 )))
             }
             Format::Parquet => {
-                let ctx = crate::data::session_with_batch_rows(batch_rows);
                 let names: Vec<&str> = schema
                     .fields()
                     .iter()
@@ -376,7 +368,7 @@ impl<'a> BlockSource<'a> {
                     })
                     .collect();
                 let stream = runtime().block_on(async {
-                    crate::data::open_frame(&ctx, input, load, schema)
+                    crate::data::open_frame(ctx, input, load, schema)
                         .await?
                         .select_columns(&names)
                         .map_err(|e| Error::datafusion(input, e))?
@@ -452,13 +444,7 @@ fn stage_block(
     let mut generated_id = String::new();
     let slots = block.texts.per_row();
     for i in 0..block.rows() {
-        let id = if has_id {
-            block.texts.get(i, 0)
-        } else {
-            generated_id.clear();
-            write!(generated_id, "{}", block.first_row + i as u64).expect("writing to a String");
-            &generated_id
-        };
+        let id = id_of(block, i, has_id, &mut generated_id);
         stage_field(staged, id.as_bytes())?;
         for k in usize::from(has_id)..slots {
             stage_field(staged, block.texts.get(i, k).as_bytes())?;
@@ -466,6 +452,22 @@ fn stage_block(
         ties.push(tie_key(id, tie_seed));
     }
     Ok(ties)
+}
+
+/// Row `row`'s id: its id field, or when the id is generated its 0-based row number in the
+/// file (written into `generated`).
+fn id_of<'a>(
+    block: &'a EncodedBlock,
+    row: usize,
+    has_id: bool,
+    generated: &'a mut String,
+) -> &'a str {
+    if has_id {
+        return block.texts.get(row, 0);
+    }
+    generated.clear();
+    write!(generated, "{}", block.first_row + row as u64).expect("writing to a String");
+    generated
 }
 
 /// A staged field: its length (u32, little-endian), then its bytes.
