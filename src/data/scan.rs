@@ -361,10 +361,13 @@ impl FieldBlock<'_> {
     }
 }
 
-/// Splits a CSV file into records and keeps the fields of chosen columns, block by block.
+/// Splits a CSV file (or a byte range of it) into records and keeps the fields of chosen
+/// columns, block by block.
 pub struct CsvFields {
     path: PathBuf,
     file: std::fs::File,
+    /// Bytes of the file still to be read (the rest of the range).
+    remaining: u64,
     delimiter: u8,
     /// Fields every record must have (the header's).
     columns: usize,
@@ -382,6 +385,12 @@ pub struct CsvFields {
     /// csv_core has reported the end of the input.
     done: bool,
     header_read: bool,
+    /// A quote byte was among the bytes split so far.
+    saw_quote: bool,
+    /// `buf[pos..quote_free_to]` is known to hold no quote byte (scanned once, not per block).
+    quote_free_to: usize,
+    /// Fewer unread bytes than this are topped up before a block is split.
+    top_up_below: usize,
     rows_read: u64,
     core: csv_core::Reader,
     /// Unquoted fields of the records split by csv_core, and its field ends for one record.
@@ -400,7 +409,25 @@ enum Source {
 impl CsvFields {
     /// `chosen` lists the file columns (0-based, ascending) whose fields are kept.
     pub fn open(path: &Path, delimiter: u8, columns: usize, chosen: &[usize]) -> Result<CsvFields> {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        Self::open_range(path, delimiter, columns, chosen, 0..u64::MAX)
+    }
+
+    /// `open` for the records in bytes `range` of the file: the range must start where a record
+    /// starts (0, where the header is, or just after a line break outside quotes), and ends
+    /// where the file does or where the next range starts.
+    pub fn open_range(
+        path: &Path,
+        delimiter: u8,
+        columns: usize,
+        chosen: &[usize],
+        range: std::ops::Range<u64>,
+    ) -> Result<CsvFields> {
+        use std::io::{Seek, SeekFrom};
+        let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        if range.start > 0 {
+            file.seek(SeekFrom::Start(range.start))
+                .map_err(|e| Error::io(path, e))?;
+        }
         let mut positions = vec![UNUSED; columns];
         for (k, &c) in chosen.iter().enumerate() {
             positions[c] = k as u32;
@@ -408,6 +435,7 @@ impl CsvFields {
         Ok(CsvFields {
             path: path.to_path_buf(),
             file,
+            remaining: range.end.saturating_sub(range.start),
             delimiter,
             columns,
             chosen: positions,
@@ -416,10 +444,14 @@ impl CsvFields {
             buf: vec![0; READ_BYTES],
             pos: 0,
             end: 0,
-            buf_offset: 0,
+            buf_offset: range.start,
             eof: false,
             done: false,
-            header_read: false,
+            // Only the range at the file's start holds the header.
+            header_read: range.start > 0,
+            saw_quote: false,
+            quote_free_to: 0,
+            top_up_below: READ_BYTES / 2,
             rows_read: 0,
             core: csv_core::ReaderBuilder::new()
                 .delimiter(delimiter)
@@ -455,7 +487,7 @@ impl CsvFields {
             }
             // Blocks of whole size, not a full one and then the buffer's remainder: less than
             // half a buffer left is topped up first.
-            if !self.eof && self.end - self.pos < self.buf.len() / 2 {
+            if !self.eof && self.end - self.pos < self.top_up_below.min(self.buf.len() / 2) {
                 self.fill()?;
             }
             let (rows, source) = self.split(max_rows)?;
@@ -485,8 +517,28 @@ impl CsvFields {
         self.done || (self.eof && self.pos == self.end)
     }
 
+    /// The offset in the file of the first byte not yet split into records.
+    pub fn position(&self) -> u64 {
+        self.buf_offset + self.pos as u64
+    }
+
+    /// Whether a quote byte was among the bytes split so far (all of them, once `next_block`
+    /// has returned None).
+    pub fn saw_quote(&self) -> bool {
+        self.saw_quote
+    }
+
+    /// Blocks are split once fewer than `bytes` unread bytes are topped up (by default half
+    /// the buffer, so that blocks of 65,536 rows keep their size): small blocks need less, and
+    /// each top-up moves the unread bytes.
+    pub fn with_top_up_below(mut self, bytes: usize) -> CsvFields {
+        self.top_up_below = bytes;
+        self
+    }
+
     /// Moves the unread bytes to the front of the buffer and reads more after them.
     fn fill(&mut self) -> Result<()> {
+        self.quote_free_to = self.quote_free_to.saturating_sub(self.pos);
         self.buf.copy_within(self.pos..self.end, 0);
         self.buf_offset += self.pos as u64;
         self.end -= self.pos;
@@ -506,12 +558,21 @@ impl CsvFields {
                 .resize((self.buf.len() * 2).min(self.max_record), 0);
         }
         while self.end < self.buf.len() {
-            match self.file.read(&mut self.buf[self.end..]) {
+            let room = (self.buf.len() - self.end)
+                .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+            if room == 0 {
+                self.eof = true;
+                break;
+            }
+            match self.file.read(&mut self.buf[self.end..self.end + room]) {
                 Ok(0) => {
                     self.eof = true;
                     break;
                 }
-                Ok(n) => self.end += n,
+                Ok(n) => {
+                    self.end += n;
+                    self.remaining -= n as u64;
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(Error::io(&self.path, e)),
             }
@@ -522,7 +583,12 @@ impl CsvFields {
     /// Splits whole records from the unread bytes, at most `max_rows`, recording the chosen
     /// fields; stops early where the bytes end inside a record (unless the file ends there).
     fn split(&mut self, max_rows: usize) -> Result<(usize, Source)> {
-        let quoted = memchr::memchr(b'"', &self.buf[self.pos..self.end]).is_some();
+        let from = self.quote_free_to.max(self.pos);
+        let quoted = memchr::memchr(b'"', &self.buf[from..self.end]).is_some();
+        if !quoted {
+            self.quote_free_to = self.end;
+        }
+        self.saw_quote |= quoted;
         if quoted {
             Ok((self.split_quoted(max_rows)?, Source::Unquoted))
         } else {
