@@ -3,6 +3,7 @@
 //! CSV quirks handled here: a byte-order mark, CRLF, `;` or `,` (detected from the header), quoted
 //! fields holding the delimiter, empty strings as missing, no final newline.
 
+mod decode;
 pub mod encode;
 pub mod fingerprint;
 mod ids;
@@ -206,17 +207,44 @@ pub fn did_you_mean(name: &str, columns: &[&str]) -> String {
 pub fn load_table(path: &Path, options: &LoadOptions) -> Result<Table> {
     let ctx = session();
     let typed = table_schema(&ctx, path, options)?;
+    // CSV is decoded by our own reader where it reads the file exactly as DataFusion's would;
+    // where it gives up, DataFusion reads it (and names what is wrong with it).
+    if Format::of(path) == Format::Csv {
+        let layout = CsvLayout::sniff(path, options.delimiter)?;
+        if let Some(batch) = decode::decode_csv(path, layout.delimiter, &typed, &options.na_values)?
+        {
+            return Ok(Table {
+                path: path.to_path_buf(),
+                batch,
+            });
+        }
+    }
+    let batch = read_with_datafusion(&ctx, path, options, &typed)?;
+    Ok(Table {
+        path: path.to_path_buf(),
+        batch,
+    })
+}
+
+/// The whole file read by DataFusion with the schema `table_schema` gives it.
+fn read_with_datafusion(
+    ctx: &SessionContext,
+    path: &Path,
+    options: &LoadOptions,
+    typed: &SchemaRef,
+) -> Result<RecordBatch> {
     // DataFusion's CSV decoder does not apply the null pattern that its type inference honours:
-    // with na_values, numeric columns are read as text and parsed here by the one value rule.
-    let (schema, numbers) = if options.na_values.is_empty() {
+    // with na_values, numeric and true/false columns are read as text and parsed here, numbers
+    // by the one value rule.
+    let (schema, parsed) = if options.na_values.is_empty() {
         (typed.clone(), Vec::new())
     } else {
-        numbers_as_text(&typed)
+        read_as_text(typed, &[DataType::Float64, DataType::Boolean])
     };
     let batches = match read_csv_in_parallel(path, options, &schema, PARALLEL_READ_MIN_BYTES)? {
         Some(partitions) => partitions.into_iter().flatten().collect(),
         None => runtime().block_on(async {
-            let df = open_frame(&ctx, path, options, &schema).await?;
+            let df = open_frame(ctx, path, options, &schema).await?;
             df.collect()
                 .await
                 .map_err(|e| csv_error(path, options.delimiter, e))
@@ -226,44 +254,46 @@ pub fn load_table(path: &Path, options: &LoadOptions) -> Result<Table> {
     let batch = concat_columnwise(&read_schema, batches).map_err(|e| Error::data(path, e))?;
     // Parquet keeps its own types: bring them to the same shape as CSV's.
     let batch = conform(path, batch, &schema)?;
-    let batch = if options.na_values.is_empty() {
-        batch
+    if options.na_values.is_empty() {
+        Ok(batch)
     } else {
-        apply_na_values(path, batch, &typed, &numbers, &options.na_values)?
-    };
-    Ok(Table {
-        path: path.to_path_buf(),
-        batch,
-    })
+        apply_na_values(path, batch, typed, &parsed, &options.na_values)
+    }
 }
 
 /// `schema` with its Float64 columns read as text, and their positions.
 pub fn numbers_as_text(schema: &SchemaRef) -> (SchemaRef, Vec<usize>) {
-    let mut numbers = Vec::new();
+    read_as_text(schema, &[DataType::Float64])
+}
+
+/// `schema` with its columns of the types `types` read as text, and their positions.
+fn read_as_text(schema: &SchemaRef, types: &[DataType]) -> (SchemaRef, Vec<usize>) {
+    let mut positions = Vec::new();
     let fields: Vec<Field> = schema
         .fields()
         .iter()
         .enumerate()
         .map(|(i, f)| {
-            if f.data_type() == &DataType::Float64 {
-                numbers.push(i);
+            if types.contains(f.data_type()) {
+                positions.push(i);
                 Field::new(f.name(), DataType::Utf8, true)
             } else {
                 f.as_ref().clone()
             }
         })
         .collect();
-    (Arc::new(Schema::new(fields)), numbers)
+    (Arc::new(Schema::new(fields)), positions)
 }
 
-/// Applies `na_values` to a batch read with `numbers_as_text`: the `numbers` columns are parsed
-/// back into Float64 by the one value rule (`encode::number_of`; a text that is not a number is
-/// an error naming the row), and in text columns the na values become nulls.
+/// Applies `na_values` to a batch whose `parsed` columns were read as text (`read_as_text`):
+/// they are parsed back into the type `typed` gives them, numbers by the one value rule
+/// (`encode::number_of`), true/false in any case as booleans, a na value as missing, and any
+/// other text an error naming the row; in text columns the na values become nulls.
 fn apply_na_values(
     path: &Path,
     batch: RecordBatch,
     typed: &SchemaRef,
-    numbers: &[usize],
+    parsed: &[usize],
     na_values: &[String],
 ) -> Result<RecordBatch> {
     let mut columns = Vec::with_capacity(batch.num_columns());
@@ -272,7 +302,28 @@ fn apply_na_values(
             columns.push(column.clone());
             continue;
         };
-        if numbers.contains(&i) {
+        if parsed.contains(&i) && field.data_type() == &DataType::Boolean {
+            let mut values = Vec::with_capacity(text.len());
+            for (row, value) in text.iter().enumerate() {
+                values.push(match value {
+                    None => None,
+                    Some(v) if na_values.iter().any(|n| n == v) => None,
+                    Some(v) if v.eq_ignore_ascii_case("true") => Some(true),
+                    Some(v) if v.eq_ignore_ascii_case("false") => Some(false),
+                    Some(v) => {
+                        return Err(Error::data(
+                            path,
+                            format!(
+                                "data row {}: column {:?} holds {v:?}, which is neither true nor false",
+                                row + 1,
+                                field.name()
+                            ),
+                        ));
+                    }
+                });
+            }
+            columns.push(Arc::new(arrow::array::BooleanArray::from(values)) as ArrayRef);
+        } else if parsed.contains(&i) {
             let mut values = Vec::with_capacity(text.len());
             for (row, value) in text.iter().enumerate() {
                 values.push(match value {
