@@ -6,6 +6,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arrow::array::{Array, StringArray};
 use arrow::datatypes::SchemaRef;
 use datafusion::datasource::MemTable;
 use datafusion::execution::context::SQLOptions;
@@ -585,11 +586,17 @@ async fn execute_rule(
         df = plan_rule(serial, rule).await?;
     }
     let index = id_position(&df, rule, id_column)?;
+    // Only the id column is read from the result: said to the planner, a filter then carries
+    // only the columns it tests and the id, not every column a `SELECT *` names.
+    let id = datafusion::common::Column::from(df.schema().qualified_field(index));
+    let df = df
+        .select(vec![datafusion::prelude::Expr::Column(id)])
+        .map_err(|e| planning_error(rule, &e))?;
     let stream = df
         .execute_stream()
         .await
         .map_err(|e| execution_error(rule, &e, memory_bytes))?;
-    Ok((stream, index))
+    Ok((stream, 0))
 }
 
 /// Runs `rule` over a table file read as it streams from disk (the candidates of `select`),
@@ -1053,22 +1060,23 @@ impl RuleRunner {
             let (mut stream, index) =
                 execute_rule(&ctx, &serial, rule, &id_column, memory_bytes).await?;
             let mut selected = vec![false; ids.len()];
+            // Ids are looked up on every core, a stretch of the result at a time (a result
+            // repeating people, as a join may, never piles up in memory).
+            let mut pending: Vec<StringArray> = Vec::new();
+            let mut pending_rows = 0;
             while let Some(batch) = stream.next().await {
                 let batch = batch.map_err(|e| execution_error(rule, &e, memory_bytes))?;
                 let values =
                     text_array(batch.column(index)).map_err(|e| rule_error(&rule.file, 0, 0, e))?;
-                for id in values.iter().flatten() {
-                    let row = ids.row(id).ok_or_else(|| {
-                        rule_error(
-                            &rule.file,
-                            0,
-                            0,
-                            format!("the rule returned id {id:?}, which is not in the table"),
-                        )
-                    })?;
-                    selected[row] = true;
+                pending_rows += values.len();
+                pending.push(values);
+                if pending_rows >= LOOKUP_ROWS {
+                    select_rows(rule, &ids, &pending, &mut selected)?;
+                    pending.clear();
+                    pending_rows = 0;
                 }
             }
+            select_rows(rule, &ids, &pending, &mut selected)?;
             Ok::<_, Error>(selected)
         };
         let selected = within_time_limit(rule, self.limits.timeout, work)?;
@@ -1079,6 +1087,47 @@ impl RuleRunner {
             .collect();
         Ok(RuleAudience { rows })
     }
+}
+
+/// Ids of a rule's result looked up together, on every core.
+const LOOKUP_ROWS: usize = 1 << 20;
+
+/// Marks the rows of the ids in `results` as selected; the first id (in result order) that is
+/// not in the table is an error.
+fn select_rows(
+    rule: &Rule,
+    ids: &Ids,
+    results: &[StringArray],
+    selected: &mut [bool],
+) -> Result<()> {
+    use rayon::prelude::*;
+    const UNKNOWN: usize = usize::MAX;
+    // A result comes in batches of DataFusion's batch size: one task each.
+    let rows: Vec<Vec<usize>> = results
+        .par_iter()
+        .map(|values| {
+            values
+                .iter()
+                .flatten()
+                .map(|id| ids.row(id).unwrap_or(UNKNOWN))
+                .collect()
+        })
+        .collect();
+    for (values, rows) in results.iter().zip(&rows) {
+        for (position, &row) in rows.iter().enumerate() {
+            if row == UNKNOWN {
+                let id = values.iter().flatten().nth(position).unwrap_or_default();
+                return Err(rule_error(
+                    &rule.file,
+                    0,
+                    0,
+                    format!("the rule returned id {id:?}, which is not in the table"),
+                ));
+            }
+            selected[row] = true;
+        }
+    }
+    Ok(())
 }
 
 /// An error while a rule ran: its memory limit, or DataFusion's own message.
