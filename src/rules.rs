@@ -1092,8 +1092,8 @@ impl RuleRunner {
 /// Ids of a rule's result looked up together, on every core.
 const LOOKUP_ROWS: usize = 1 << 20;
 
-/// Marks the rows of the ids in `results` as selected; the first id (in result order) that is
-/// not in the table is an error.
+/// Marks the rows of the ids in `results` as selected; the first id (in the order `results`
+/// holds them) that is not in the table is an error.
 fn select_rows(
     rule: &Rule,
     ids: &Ids,
@@ -1277,6 +1277,40 @@ mod tests {
             let audience = runner.run(&rule).unwrap();
             assert_eq!(audience.rows.len(), (0..n).filter(|i| i % 97 >= 10).count());
         }
+    }
+
+    #[test]
+    fn ids_found_in_many_stretches_and_an_unknown_one_named() {
+        let n = 3_000_000;
+        let (table, ids) = spend_table_of(n);
+        let runner =
+            RuleRunner::new(&table, "t", "customer_id", &ids, RuleLimits::default()).unwrap();
+        // More than one stretch of lookups, and a join repeating people.
+        let everyone = Rule::new(
+            "everyone",
+            Path::new("everyone.sql"),
+            "SELECT customer_id FROM t UNION ALL SELECT customer_id FROM t WHERE spend < 5",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(
+            runner.run(&everyone).unwrap().rows,
+            (0..n).collect::<Vec<_>>()
+        );
+        // An unknown id far into the result is found and named (which of several would be
+        // named first depends on the order partitions finish in: one here).
+        let stranger = Rule::new(
+            "stranger",
+            Path::new("stranger.sql"),
+            "SELECT CASE WHEN customer_id = 'c2500001' THEN 'x' || customer_id ELSE customer_id END AS customer_id FROM t",
+            "t",
+        )
+        .unwrap();
+        let message = runner.run(&stranger).unwrap_err().to_string();
+        assert!(
+            message.contains("returned id \"xc2500001\", which is not in the table"),
+            "{message}"
+        );
     }
 
     #[test]
