@@ -163,26 +163,6 @@ pub fn score_file_observed(
     // numeric feature is read by the one value rule. Parquet is read with its own types. The
     // trees are compiled beside the sampling.
     let numeric = bundle.features.numeric_columns();
-    let (_, schema) = rayon::join(
-        || (options.engine == Engine::Native).then(|| bundle.compiled()),
-        || crate::data::schema_for_numbers(&ctx, input, &load, &numeric),
-    );
-    let schema = schema?;
-    let mut missing = bundle.features.missing_columns(&schema);
-    for c in id_column.iter().chain(&options.keep_columns) {
-        if schema.column_with_name(c).is_none() && !missing.contains(c) {
-            missing.push(c.clone());
-        }
-    }
-    if !missing.is_empty() {
-        return Err(Error::data(
-            input,
-            format!(
-                "missing column(s) the model or --keep needs: {}",
-                missing.join(", ")
-            ),
-        ));
-    }
 
     // Pass 1: the id and kept columns of each row to a staging file beside the output, its
     // score and tie key to the spool.
@@ -199,19 +179,50 @@ pub fn score_file_observed(
         .collect();
     let has_id = id_column.is_some();
     let mut generated_id = String::new();
-    let mut source = BlockSource::open(bundle, &ctx, input, &load, &schema, &texts)?;
     let mut staged = BufWriter::with_capacity(1 << 20, staging.as_file());
+    let mut stage = |staged: &mut BufWriter<&std::fs::File>, block: EncodedBlock| {
+        stage_block(staged, &block, has_id, options.tie_seed)
+            .map(|ties| (block, ties))
+            .map_err(|e| Error::io(staging.path(), e))
+    };
+    // The trees are compiled beside the sampling, the opening of the input and the reading of
+    // its first block.
+    let (_, opened) = rayon::join(
+        || (options.engine == Engine::Native).then(|| bundle.compiled()),
+        || -> Result<(BlockSource, Option<(EncodedBlock, Vec<u64>)>)> {
+            let schema = crate::data::schema_for_numbers(&ctx, input, &load, &numeric)?;
+            let mut missing = bundle.features.missing_columns(&schema);
+            for c in id_column.iter().chain(&options.keep_columns) {
+                if schema.column_with_name(c).is_none() && !missing.contains(c) {
+                    missing.push(c.clone());
+                }
+            }
+            if !missing.is_empty() {
+                return Err(Error::data(
+                    input,
+                    format!(
+                        "missing column(s) the model or --keep needs: {}",
+                        missing.join(", ")
+                    ),
+                ));
+            }
+            let mut source = BlockSource::open(bundle, &ctx, input, &load, &schema, &texts)?;
+            let first = match source.next_block()? {
+                Some(block) => Some(stage(&mut staged, block)?),
+                None => None,
+            };
+            Ok((source, first))
+        },
+    );
+    let (mut source, mut current) = opened?;
     let mut read_next = || -> Result<Option<(EncodedBlock, Vec<u64>)>> {
-        let Some(block) = source.next_block()? else {
-            return Ok(None);
-        };
-        let ties = stage_block(&mut staged, &block, has_id, options.tie_seed)
-            .map_err(|e| Error::io(staging.path(), e))?;
-        Ok(Some((block, ties)))
+        match source.next_block()? {
+            Some(block) => stage(&mut staged, block).map(Some),
+            None => Ok(None),
+        }
     };
     // The next block is read, encoded and staged as a task beside the trees of this one, so
     // the pool's threads share both: none waits while another reads.
-    let mut current = read_next()?;
     while let Some((block, ties)) = current {
         let (scores, next) = rayon::join(
             || predict_probabilities(bundle, &block.matrix, options.engine),
