@@ -180,7 +180,7 @@ pub fn score_file_observed(
     let has_id = id_column.is_some();
     let mut generated_id = String::new();
     let mut staged = BufWriter::with_capacity(1 << 20, staging.as_file());
-    let mut stage = |staged: &mut BufWriter<&std::fs::File>, block: EncodedBlock| {
+    let stage = |staged: &mut BufWriter<&std::fs::File>, block: EncodedBlock| {
         stage_block(staged, &block, has_id, options.tie_seed)
             .map(|ties| (block, ties))
             .map_err(|e| Error::io(staging.path(), e))
@@ -189,7 +189,7 @@ pub fn score_file_observed(
     // its first block.
     let (_, opened) = rayon::join(
         || (options.engine == Engine::Native).then(|| bundle.compiled()),
-        || -> Result<(BlockSource, Option<(EncodedBlock, Vec<u64>)>)> {
+        || -> Result<(BlockSource, Option<StagedBlock>)> {
             let schema = crate::data::schema_for_numbers(&ctx, input, &load, &numeric)?;
             let mut missing = bundle.features.missing_columns(&schema);
             for c in id_column.iter().chain(&options.keep_columns) {
@@ -215,7 +215,7 @@ pub fn score_file_observed(
         },
     );
     let (mut source, mut current) = opened?;
-    let mut read_next = || -> Result<Option<(EncodedBlock, Vec<u64>)>> {
+    let mut read_next = || -> Result<Option<StagedBlock>> {
         match source.next_block()? {
             Some(block) => stage(&mut staged, block).map(Some),
             None => Ok(None),
@@ -325,6 +325,9 @@ pub fn score_file_observed(
     sink.finish(options.force)?;
     Ok(summary)
 }
+
+/// A block of pass 1, staged, with its rows' tie keys.
+type StagedBlock = (EncodedBlock, Vec<u64>);
 
 /// Where pass 1's blocks come from: CSV split and encoded straight from its bytes
 /// (`data::scan`), or Parquet read by DataFusion with its own types.
