@@ -1079,7 +1079,10 @@ impl RuleRunner {
             select_rows(rule, &ids, &pending, &mut selected)?;
             Ok::<_, Error>(selected)
         };
-        let selected = within_time_limit(rule, self.limits.timeout, work)?;
+        let selected = within_time_limit(rule, self.limits.timeout, work);
+        // What the rule's operators held goes back to the system before the next rule runs.
+        crate::memory::release_freed_memory();
+        let selected = selected?;
         let rows = selected
             .iter()
             .enumerate()

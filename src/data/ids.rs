@@ -31,6 +31,8 @@ pub fn splitmix64(x: u64) -> u64 {
 
 /// Shards of the index: built on every core, one shard per task, chosen by `shard_of`.
 const SHARD_BITS: u32 = 4;
+// A row's shard is kept in a byte while the index is built.
+const _: () = assert!(SHARD_BITS <= 8);
 
 /// The ids of a table's rows, unique, with their index.
 #[derive(Clone)]
@@ -131,17 +133,20 @@ struct IdIndex {
 impl IdIndex {
     fn build(text: StringArray) -> Result<IdIndex, (usize, usize)> {
         let hasher = hashbrown::DefaultHashBuilder::default();
-        let hashes: Vec<u64> = (0..text.len())
-            .into_par_iter()
-            .map(|row| hasher.hash_one(text.value(row)))
-            .collect();
+        let hash = |row: u32| hasher.hash_one(text.value(row as usize));
         // Rows by shard, in row order: each shard meets its ids in the order a single table
         // would, so its first duplicate is the first among its ids, and the earliest of the
-        // shards' is the table's first.
+        // shards' is the table's first. Hashes are computed again where needed rather than
+        // kept, 8 bytes a row, beside the table.
+        let shard_of_row: Vec<u8> = (0..text.len() as u32)
+            .into_par_iter()
+            .map(|row| shard_of(hash(row)) as u8)
+            .collect();
         let mut shard_rows: Vec<Vec<u32>> = vec![Vec::new(); 1 << SHARD_BITS];
-        for (row, &hash) in hashes.iter().enumerate() {
-            shard_rows[shard_of(hash)].push(row as u32);
+        for (row, &shard) in shard_of_row.iter().enumerate() {
+            shard_rows[usize::from(shard)].push(row as u32);
         }
+        drop(shard_of_row);
         let built: Vec<Result<hashbrown::HashTable<u32>, (usize, usize)>> = shard_rows
             .into_par_iter()
             .map(|rows_here| {
@@ -149,9 +154,9 @@ impl IdIndex {
                 for row in rows_here {
                     let id = text.value(row as usize);
                     match rows.entry(
-                        hashes[row as usize],
+                        hash(row),
                         |&r: &u32| text.value(r as usize) == id,
-                        |&r: &u32| hashes[r as usize],
+                        |&r: &u32| hash(r),
                     ) {
                         hashbrown::hash_table::Entry::Occupied(first) => {
                             return Err((*first.get() as usize, row as usize));
