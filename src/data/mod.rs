@@ -792,10 +792,12 @@ pub fn read_labels(
     negative: &[String],
 ) -> Result<Vec<u8>> {
     let column = table.column(label, "label")?;
-    let text = as_strings(column).map_err(|e| Error::data(&table.path, e))?;
+    let text = text_array(column).map_err(|e| Error::data(&table.path, e))?;
     let positive: Vec<String> = positive.iter().map(|v| v.trim().to_lowercase()).collect();
     let negative: Vec<String> = negative.iter().map(|v| v.trim().to_lowercase()).collect();
     let mut labels = Vec::with_capacity(text.len());
+    // A label column holds few distinct texts: each is compared once.
+    let mut known: hashbrown::HashMap<&str, u8> = hashbrown::HashMap::new();
     for (row, value) in text.iter().enumerate() {
         let Some(value) = value else {
             return Err(Error::data(
@@ -803,11 +805,17 @@ pub fn read_labels(
                 format!("data row {}: the label {label:?} is missing", row + 1),
             ));
         };
+        if let Some(&y) = known.get(value) {
+            labels.push(y);
+            continue;
+        }
         let v = value.trim().to_lowercase();
         if positive.contains(&v) {
             labels.push(1);
+            known.insert(value, 1);
         } else if negative.contains(&v) {
             labels.push(0);
+            known.insert(value, 0);
         } else {
             return Err(Error::data(
                 &table.path,
@@ -1013,8 +1021,12 @@ impl<'a> HistorySource<'a> {
 /// positive/negative values, ids checked for uniqueness (or `row_id` made).
 pub fn load_history(source: &HistorySource) -> Result<History> {
     let options = history_load_options(source);
-    let mut table = load_table(source.path, &options)?;
-    let sha256 = file_sha256(source.path)?;
+    // The file's digest is taken beside the load (whose type inference runs on one core).
+    let (table, sha256) = rayon::join(
+        || load_table(source.path, &options),
+        || file_sha256(source.path),
+    );
+    let (mut table, sha256) = (table?, sha256?);
     let mut labels_sha256 = None;
     if let Some(labels_path) = source.labels_path {
         let labels = load_table(labels_path, &options)?;
