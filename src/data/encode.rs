@@ -12,8 +12,6 @@
 //! numeric feature is an error naming the column, the row and the value (never a silent
 //! missing value). A category is its text exactly as written.
 
-use std::collections::BTreeSet;
-
 use arrow::array::{Array, ArrayRef, Float64Array, RecordBatch, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Schema};
@@ -242,35 +240,42 @@ impl FeatureSet {
         batch: &RecordBatch,
         rows: &[usize],
     ) -> std::result::Result<(), String> {
-        for feature in &mut self.features {
-            if feature.kind != FeatureKind::Categorical || feature.codes {
-                continue;
-            }
-            let column = column_of(batch, &feature.name)?;
-            let text = category_text(column)?;
-            let mut values: BTreeSet<&str> = BTreeSet::new();
-            for &r in rows {
-                if text.is_valid(r)
-                    && let Some(value) = category_of(text.value(r), &self.na_values)
-                {
-                    values.insert(value);
+        use rayon::prelude::*;
+        let na_values = &self.na_values;
+        // A feature at a time on every core; each one's distinct values sorted as text.
+        self.features
+            .par_iter_mut()
+            .filter(|feature| feature.kind == FeatureKind::Categorical && !feature.codes)
+            .try_for_each(|feature| {
+                let column = column_of(batch, &feature.name)?;
+                let text = category_text(column)?;
+                let mut distinct: hashbrown::HashSet<&str> = hashbrown::HashSet::new();
+                for &r in rows {
+                    if text.is_valid(r)
+                        && let Some(value) = category_of(text.value(r), na_values)
+                    {
+                        distinct.insert(value);
+                    }
                 }
-            }
-            let numbers: Option<Vec<f64>> = values.iter().map(|v| v.parse::<f64>().ok()).collect();
-            let mut categories: Vec<String> = values.iter().map(|v| v.to_string()).collect();
-            feature.numeric_categories = false;
-            if let Some(numbers) = numbers
-                && !numbers.is_empty()
-                && numbers.iter().all(|n| n.is_finite())
-            {
-                let mut pairs: Vec<(f64, String)> = numbers.into_iter().zip(categories).collect();
-                pairs.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-                categories = pairs.into_iter().map(|(_, s)| s).collect();
-                feature.numeric_categories = true;
-            }
-            feature.categories = categories;
-        }
-        Ok(())
+                let mut values: Vec<&str> = distinct.into_iter().collect();
+                values.sort_unstable();
+                let numbers: Option<Vec<f64>> =
+                    values.iter().map(|v| v.parse::<f64>().ok()).collect();
+                let mut categories: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+                feature.numeric_categories = false;
+                if let Some(numbers) = numbers
+                    && !numbers.is_empty()
+                    && numbers.iter().all(|n| n.is_finite())
+                {
+                    let mut pairs: Vec<(f64, String)> =
+                        numbers.into_iter().zip(categories).collect();
+                    pairs.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+                    categories = pairs.into_iter().map(|(_, s)| s).collect();
+                    feature.numeric_categories = true;
+                }
+                feature.categories = categories;
+                Ok(())
+            })
     }
 
     /// Names of the features, in order.
@@ -324,47 +329,54 @@ impl FeatureSet {
         rows: &[usize],
         declared: &[String],
     ) -> std::result::Result<Vec<StrayText>, String> {
-        let mut found = Vec::new();
-        for feature in &self.features {
-            if feature.kind != FeatureKind::Categorical
-                || feature.codes
-                || declared.contains(&feature.name)
-            {
-                continue;
-            }
-            let column = column_of(batch, &feature.name)?;
-            let Some(text) = column.as_any().downcast_ref::<StringArray>() else {
-                continue;
-            };
-            let (mut numbers, mut strays, mut first) = (0usize, 0usize, None);
-            for &r in rows {
-                if !text.is_valid(r) {
-                    continue;
-                }
-                let value = text.value(r);
-                match number_of(value, &self.na_values) {
-                    Some(x) if x.is_nan() => {}
-                    Some(_) => numbers += 1,
-                    None => {
-                        strays += 1;
-                        first.get_or_insert((r, value.to_string()));
+        use rayon::prelude::*;
+        // A feature at a time on every core, reported in feature order.
+        let found: Vec<Option<StrayText>> = self
+            .features
+            .par_iter()
+            .filter(|feature| {
+                feature.kind == FeatureKind::Categorical
+                    && !feature.codes
+                    && !declared.contains(&feature.name)
+            })
+            .map(|feature| {
+                let column = column_of(batch, &feature.name)?;
+                let Some(text) = column.as_any().downcast_ref::<StringArray>() else {
+                    return Ok(None);
+                };
+                let (mut numbers, mut strays, mut first) = (0usize, 0usize, None);
+                for &r in rows {
+                    if !text.is_valid(r) {
+                        continue;
+                    }
+                    let value = text.value(r);
+                    match number_of(value, &self.na_values) {
+                        Some(x) if x.is_nan() => {}
+                        Some(_) => numbers += 1,
+                        None => {
+                            strays += 1;
+                            first.get_or_insert((r, value.to_string()));
+                        }
                     }
                 }
-            }
-            if let Some((row, value)) = first
-                && numbers >= 10
-                && numbers as f64 >= NUMERIC_SHARE * (numbers + strays) as f64
-            {
-                found.push(StrayText {
-                    column: feature.name.clone(),
-                    row,
-                    value,
-                    strays,
-                    numbers,
-                });
-            }
-        }
-        Ok(found)
+                Ok(match first {
+                    Some((row, value))
+                        if numbers >= 10
+                            && numbers as f64 >= NUMERIC_SHARE * (numbers + strays) as f64 =>
+                    {
+                        Some(StrayText {
+                            column: feature.name.clone(),
+                            row,
+                            value,
+                            strays,
+                            numbers,
+                        })
+                    }
+                    _ => None,
+                })
+            })
+            .collect::<std::result::Result<_, String>>()?;
+        Ok(found.into_iter().flatten().collect())
     }
 
     /// Encodes the given rows (all rows when `None`) into a row-major matrix (messages number
@@ -463,69 +475,60 @@ impl BatchEncoder {
         rows: Option<&[usize]>,
         first_row: usize,
     ) -> std::result::Result<(Matrix, UnseenCounts), String> {
+        use rayon::prelude::*;
         let n = rows.map_or(batch.num_rows(), |r| r.len());
         let cols = self.set.features.len();
+        let columns = self
+            .set
+            .features
+            .iter()
+            .enumerate()
+            .map(|(c, feature)| self.source_of(batch, c, feature))
+            .collect::<std::result::Result<Vec<_>, String>>()?;
         let mut values = vec![f64::NAN; n * cols];
-        let mut unseen = UnseenCounts::default();
-        for (c, feature) in self.set.features.iter().enumerate() {
-            let column = column_of(batch, &feature.name)?;
-            // Integer-coded categoricals go to LightGBM as the numbers they are.
-            let as_number = feature.kind == FeatureKind::Numeric || feature.codes;
-            if as_number && let Some(text) = column.as_any().downcast_ref::<StringArray>() {
-                // A text column for a numeric feature: every value by the one rule, so that a
-                // value that is not a number is an error, not a silent missing value.
-                for i in 0..n {
-                    let r = rows.map_or(i, |rows| rows[i]);
-                    if !text.is_valid(r) {
-                        continue;
-                    }
-                    let value = text.value(r);
-                    values[i * cols + c] =
-                        number_of(value, &self.set.na_values).ok_or_else(|| {
-                            not_a_number((first_row + r + 1) as u64, &feature.name, value)
-                        })?;
-                }
-                continue;
-            }
-            match as_number {
-                true => {
-                    let numbers = cast(column.as_ref(), &DataType::Float64).map_err(|e| {
-                        format!("column {:?} cannot be read as numbers: {e}", feature.name)
-                    })?;
-                    let numbers = numbers
-                        .as_any()
-                        .downcast_ref::<Float64Array>()
-                        .ok_or("internal: cast to Float64 did not give Float64")?;
-                    for i in 0..n {
-                        let r = rows.map_or(i, |rows| rows[i]);
-                        if numbers.is_valid(r) {
-                            values[i * cols + c] = numbers.value(r);
-                        }
-                    }
-                }
-                false => {
-                    let text = category_text(column)?;
-                    let codes = &self.codes[c];
-                    let mut misses = 0u64;
-                    for i in 0..n {
-                        let r = rows.map_or(i, |rows| rows[i]);
-                        if !text.is_valid(r) {
-                            continue;
-                        }
-                        let Some(value) = category_of(text.value(r), &self.set.na_values) else {
-                            continue;
-                        };
-                        match codes.get(value.as_bytes()) {
-                            Some(&code) => values[i * cols + c] = code as f64,
-                            None => misses += 1,
-                        }
-                    }
-                    if misses > 0 {
-                        unseen.by_feature.push((feature.name.clone(), misses));
+        // Blocks of rows on every core, each into its own stretch of the matrix.
+        let blocks: Vec<std::result::Result<Vec<u64>, EncodeError>> = values
+            .par_chunks_mut((ENCODE_BLOCK_ROWS * cols).max(1))
+            .enumerate()
+            .map(|(block, out)| {
+                let start = block * ENCODE_BLOCK_ROWS;
+                let end = start + out.len() / cols.max(1);
+                self.encode_rows(&columns, rows, start..end, out, first_row)
+            })
+            .collect();
+        let mut unseen_counts = vec![0u64; cols];
+        let mut first_error: Option<EncodeError> = None;
+        for block in blocks {
+            match block {
+                Ok(counts) => unseen_counts
+                    .iter_mut()
+                    .zip(counts)
+                    .for_each(|(t, c)| *t += c),
+                // A block stops at the first column failing in it: the least (column, row)
+                // over the blocks is the error one pass, column after column, meets first.
+                Err(e) => {
+                    if first_error
+                        .as_ref()
+                        .is_none_or(|f| (e.column, e.row) < (f.column, f.row))
+                    {
+                        first_error = Some(e);
                     }
                 }
             }
         }
+        if let Some(e) = first_error {
+            return Err(e.message);
+        }
+        let unseen = UnseenCounts {
+            by_feature: self
+                .set
+                .features
+                .iter()
+                .zip(unseen_counts)
+                .filter(|&(_, count)| count > 0)
+                .map(|(f, count)| (f.name.clone(), count))
+                .collect(),
+        };
         Ok((
             Matrix {
                 values,
@@ -535,6 +538,113 @@ impl BatchEncoder {
             unseen,
         ))
     }
+
+    /// Where `feature`'s values come from in `batch`, and how they are read.
+    fn source_of<'a>(
+        &'a self,
+        batch: &'a RecordBatch,
+        index: usize,
+        feature: &Feature,
+    ) -> std::result::Result<ColumnSource<'a>, String> {
+        let column = column_of(batch, &feature.name)?;
+        // Integer-coded categoricals go to LightGBM as the numbers they are.
+        let as_number = feature.kind == FeatureKind::Numeric || feature.codes;
+        if as_number && let Some(text) = column.as_any().downcast_ref::<StringArray>() {
+            return Ok(ColumnSource::NumberText(text));
+        }
+        if as_number {
+            let numbers = cast(column.as_ref(), &DataType::Float64)
+                .map_err(|e| format!("column {:?} cannot be read as numbers: {e}", feature.name))?;
+            let numbers = numbers
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .ok_or("internal: cast to Float64 did not give Float64")?
+                .clone();
+            return Ok(ColumnSource::Numbers(numbers));
+        }
+        Ok(ColumnSource::Categories(
+            category_text(column)?,
+            &self.codes[index],
+        ))
+    }
+
+    /// Encodes rows `range` (of `rows`, or of the batch) into `out` (row-major); returns the
+    /// unseen categories per feature. Columns are taken one after another: an error is the
+    /// first failing value of the first column that has one.
+    fn encode_rows(
+        &self,
+        columns: &[ColumnSource<'_>],
+        rows: Option<&[usize]>,
+        range: std::ops::Range<usize>,
+        out: &mut [f64],
+        first_row: usize,
+    ) -> std::result::Result<Vec<u64>, EncodeError> {
+        let cols = columns.len();
+        let mut misses = vec![0u64; cols];
+        for (c, (column, feature)) in columns.iter().zip(&self.set.features).enumerate() {
+            for (i, slot) in range.clone().zip(out.iter_mut().skip(c).step_by(cols)) {
+                let r = rows.map_or(i, |rows| rows[i]);
+                match column {
+                    // A text column for a numeric feature: every value by the one rule, so that a
+                    // value that is not a number is an error, not a silent missing value.
+                    ColumnSource::NumberText(text) => {
+                        if text.is_valid(r) {
+                            let value = text.value(r);
+                            *slot = number_of(value, &self.set.na_values).ok_or_else(|| {
+                                EncodeError {
+                                    column: c,
+                                    row: i,
+                                    message: not_a_number(
+                                        (first_row + r + 1) as u64,
+                                        &feature.name,
+                                        value,
+                                    ),
+                                }
+                            })?;
+                        }
+                    }
+                    ColumnSource::Numbers(numbers) => {
+                        if numbers.is_valid(r) {
+                            *slot = numbers.value(r);
+                        }
+                    }
+                    ColumnSource::Categories(text, codes) => {
+                        if !text.is_valid(r) {
+                            continue;
+                        }
+                        let Some(value) = category_of(text.value(r), &self.set.na_values) else {
+                            continue;
+                        };
+                        match codes.get(value.as_bytes()) {
+                            Some(&code) => *slot = code as f64,
+                            None => misses[c] += 1,
+                        }
+                    }
+                }
+            }
+        }
+        Ok(misses)
+    }
+}
+
+/// Rows encoded as one task.
+const ENCODE_BLOCK_ROWS: usize = 1 << 14;
+
+/// A value that does not encode: its feature, its position among the rows encoded, and the
+/// message.
+struct EncodeError {
+    column: usize,
+    row: usize,
+    message: String,
+}
+
+/// A feature's column, ready to be read row by row.
+enum ColumnSource<'a> {
+    /// Text read by the numeric value rule.
+    NumberText(&'a StringArray),
+    Numbers(Float64Array),
+    /// Text coded through the vocabulary.
+    Categories(StringArray, &'a hashbrown::HashMap<Vec<u8>, usize>),
 }
 
 fn column_of<'a>(batch: &'a RecordBatch, name: &str) -> std::result::Result<&'a ArrayRef, String> {
@@ -675,6 +785,72 @@ mod tests {
         assert!(m.row(0)[1].is_nan());
         assert_eq!(m.row(1)[1], 0.0);
         assert_eq!(unseen.by_feature, vec![("city".to_string(), 1)]);
+    }
+
+    #[test]
+    fn blocks_report_the_error_one_pass_meets_first_and_sum_unseen_counts() {
+        // Trained on numbers; the file scored holds text, with a bad value in each column,
+        // the first column's far below the second's (in a later block of rows).
+        let numeric = Schema::new(vec![
+            Field::new("a", DataType::Float64, true),
+            Field::new("b", DataType::Float64, true),
+            Field::new("city", DataType::Utf8, true),
+        ]);
+        let (mut set, _) = FeatureSet::plan(&numeric, &[], &[]);
+        let rows = 3 * ENCODE_BLOCK_ROWS + 17;
+        let city: Vec<&str> = (0..rows).map(|r| ["x", "y", "z"][r % 3]).collect();
+        let fitted = RecordBatch::try_new(
+            Arc::new(numeric.clone()),
+            vec![
+                Arc::new(Float64Array::from(vec![1.0; rows])),
+                Arc::new(Float64Array::from(vec![2.0; rows])),
+                Arc::new(StringArray::from(city.clone())),
+            ],
+        )
+        .unwrap();
+        set.fit_categories(&fitted, &[0, 1]).unwrap();
+        assert_eq!(set.features[2].categories, ["x", "y"]);
+        let (_, unseen) = set.encode(&fitted, None).unwrap();
+        assert_eq!(
+            unseen.by_feature,
+            vec![("city".to_string(), (rows / 3) as u64)]
+        );
+
+        let text = Schema::new(vec![
+            Field::new("a", DataType::Utf8, true),
+            Field::new("b", DataType::Utf8, true),
+            Field::new("city", DataType::Utf8, true),
+        ]);
+        let mut a: Vec<String> = (0..rows).map(|r| r.to_string()).collect();
+        let mut b = a.clone();
+        a[2 * ENCODE_BLOCK_ROWS + 5] = "n/a".into();
+        b[3] = "?".into();
+        let scored = RecordBatch::try_new(
+            Arc::new(text),
+            vec![
+                Arc::new(StringArray::from(a)),
+                Arc::new(StringArray::from(b)),
+                Arc::new(StringArray::from(city)),
+            ],
+        )
+        .unwrap();
+        let error = set.encode(&scored, None).unwrap_err();
+        assert_eq!(
+            error,
+            not_a_number((2 * ENCODE_BLOCK_ROWS + 6) as u64, "a", "n/a")
+        );
+        // Over a subset of rows, row numbers are the batch's own.
+        let picked: Vec<usize> = (0..rows).rev().collect();
+        let error = set.encode(&scored, Some(&picked)).unwrap_err();
+        assert_eq!(
+            error,
+            not_a_number((2 * ENCODE_BLOCK_ROWS + 6) as u64, "a", "n/a")
+        );
+        let error = set.encode(&scored, Some(&[3, 1])).unwrap_err();
+        assert_eq!(error, not_a_number(4, "b", "?"));
+        let (m, _) = set.encode(&scored, Some(&[1, 2])).unwrap();
+        assert_eq!(m.values[..5], [1.0, 1.0, 1.0, 2.0, 2.0]);
+        assert!(m.values[5].is_nan(), "z was not seen in training");
     }
 
     #[test]
