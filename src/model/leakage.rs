@@ -26,7 +26,10 @@ pub fn single_feature_aucs(
     labels: &[u8],
     reference: Option<(&Matrix, &[u8])>,
 ) -> Vec<Option<f64>> {
+    use rayon::prelude::*;
+    // A feature at a time on every core.
     (0..features.features.len())
+        .into_par_iter()
         .map(|j| {
             let values: Vec<f64> = match features.features[j].kind {
                 FeatureKind::Numeric => (0..matrix.rows)

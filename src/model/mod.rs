@@ -202,13 +202,19 @@ pub fn train_on_split(
             scores,
         ))
     };
-    let (fit_metrics, _) = measure(&fit_x, &fit_y)?;
-    let early_metrics = if early_y.is_empty() {
-        None
-    } else {
-        Some(measure(&early_x, &early_y)?.0)
-    };
-    let (holdout_metrics, holdout_scores) = measure(&hold_x, &hold_y)?;
+    // The parts side by side: one part's metrics (a sort on one core) beside another's scores.
+    let ((fit, early), holdout) = rayon::join(
+        || {
+            rayon::join(
+                || measure(&fit_x, &fit_y),
+                || (!early_y.is_empty()).then(|| measure(&early_x, &early_y)),
+            )
+        },
+        || measure(&hold_x, &hold_y),
+    );
+    let (fit_metrics, _) = fit?;
+    let early_metrics = early.transpose()?.map(|(metrics, _)| metrics);
+    let (holdout_metrics, holdout_scores) = holdout?;
     if let Some(bad) = holdout_scores.iter().find(|s| !s.is_finite()) {
         return Err(Error::LightGbm(format!(
             "the trained model scores a held-out row {bad}: check the model parameters"
