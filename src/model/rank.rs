@@ -45,6 +45,9 @@ fn full_key(score: f64, tie: u64) -> u128 {
 /// them by passes over the spool file.
 pub const SORTED_SELECT_ROWS: u64 = 1 << 22;
 
+/// `select_sorted` counts rows into up to 2^SELECT_BUCKET_BITS buckets of scores.
+const SELECT_BUCKET_BITS: u32 = 16;
+
 /// Rows read from a spool file at a time (few in tests, so that they cross block boundaries).
 const SPOOL_READ_ROWS: usize = if cfg!(test) { 1000 } else { 1 << 16 };
 
@@ -168,24 +171,80 @@ impl ScoreSpool {
         }
     }
 
-    /// `select` by sorting every key in memory (16 bytes a row).
+    /// `select` in memory (16 bytes a row): rows are counted into buckets of equal width over
+    /// the range of their scores, and only the buckets a position falls in are sorted (all of
+    /// the keys when those hold more than a quarter of the rows). Every row of one score is in
+    /// one bucket, and buckets follow score order, so a bucket's rows of better score, and the
+    /// rows of the buckets before it, are exactly the rows of better score.
     fn select_sorted(&mut self, positions: &[u64]) -> std::io::Result<Vec<Cut>> {
+        use rayon::prelude::*;
         let mut keys = Vec::with_capacity(self.count as usize);
         self.for_each_key(|key| keys.push(key))?;
-        // On every core: the sort is the one step between the two passes.
-        rayon::slice::ParallelSliceMut::par_sort_unstable(&mut keys[..]);
+        let score_of = |key: u128| (key >> 64) as u64;
+        let (low, high) = keys.iter().fold((u64::MAX, 0), |(low, high), &key| {
+            (low.min(score_of(key)), high.max(score_of(key)))
+        });
+        let span = high.saturating_sub(low);
+        let shift = (64 - span.leading_zeros()).saturating_sub(SELECT_BUCKET_BITS);
+        let bucket_of = |key: u128| ((score_of(key) - low) >> shift) as usize;
+        let buckets = if keys.is_empty() {
+            0
+        } else {
+            (span >> shift) as usize + 1
+        };
+        // starts[b]: rows in the buckets before b.
+        let mut starts = vec![0u64; buckets + 1];
+        for &key in &keys {
+            starts[bucket_of(key) + 1] += 1;
+        }
+        for b in 0..buckets {
+            starts[b + 1] += starts[b];
+        }
+        let bucket_at = |position: u64| starts.partition_point(|&s| s <= position) - 1;
+        let mut wanted: Vec<usize> = positions.iter().map(|&p| bucket_at(p)).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let held: u64 = wanted.iter().map(|&b| starts[b + 1] - starts[b]).sum();
+        // The sorted rows of each wanted bucket, and where the bucket starts among all rows.
+        let groups: Vec<(u64, Vec<u128>)> = if held > self.count / 4 {
+            keys.par_sort_unstable();
+            vec![(0, keys)]
+        } else {
+            let mut slot = vec![usize::MAX; buckets];
+            for (i, &b) in wanted.iter().enumerate() {
+                slot[b] = i;
+            }
+            let mut groups: Vec<(u64, Vec<u128>)> = wanted
+                .iter()
+                .map(|&b| {
+                    (
+                        starts[b],
+                        Vec::with_capacity((starts[b + 1] - starts[b]) as usize),
+                    )
+                })
+                .collect();
+            for &key in &keys {
+                let i = slot[bucket_of(key)];
+                if i != usize::MAX {
+                    groups[i].1.push(key);
+                }
+            }
+            groups.par_iter_mut().for_each(|(_, g)| g.sort_unstable());
+            groups
+        };
         Ok(positions
             .iter()
             .map(|&position| {
-                let key = keys[position as usize];
-                let score = key >> 64;
-                let score_before = keys.partition_point(|&k| k >> 64 < score) as u64;
-                let score_end = keys.partition_point(|&k| k >> 64 <= score) as u64;
+                let (start, group) = &groups[groups.partition_point(|(s, _)| *s <= position) - 1];
+                let key = group[(position - start) as usize];
+                let score = score_of(key);
+                let score_before = start + group.partition_point(|&k| score_of(k) < score) as u64;
+                let score_end = start + group.partition_point(|&k| score_of(k) <= score) as u64;
                 Cut {
                     position,
                     prefix: key,
                     bits: 128,
-                    before: keys.partition_point(|&k| k < key) as u64,
+                    before: start + group.partition_point(|&k| k < key) as u64,
                     score_ties: score_end - score_before,
                     score_before,
                 }
@@ -316,6 +375,9 @@ pub struct CutCounter {
     cuts: Vec<Cut>,
     /// Key bits the cuts know (the same for every cut of one selection).
     bits: u32,
+    /// The cuts' scores as `descending_key`s (the high 64 bits of their prefixes), in the same
+    /// order: a contiguous array searched first.
+    score_keys: Vec<u64>,
     /// At the first cut of each run of cuts sharing a prefix: rows with that prefix seen so far.
     equal_seen: Vec<u64>,
 }
@@ -327,9 +389,17 @@ impl CutCounter {
         assert!(cuts.iter().all(|c| c.bits == bits), "cuts of one selection");
         cuts.sort_by_key(|c| c.position);
         let equal_seen = vec![0; cuts.len()];
+        let score_keys = if bits >= 64 {
+            cuts.iter()
+                .map(|c| (c.prefix >> (bits - 64)) as u64)
+                .collect()
+        } else {
+            Vec::new()
+        };
         CutCounter {
             cuts,
             bits,
+            score_keys,
             equal_seen,
         }
     }
@@ -339,6 +409,15 @@ impl CutCounter {
     pub fn passed(&mut self, score: f64, tie: u64) -> usize {
         if self.cuts.is_empty() {
             return 0;
+        }
+        // Most rows share their score with no cut: the cuts they have passed are then exactly
+        // those of a better score, and the tie key need not be looked at.
+        if !self.score_keys.is_empty() {
+            let mine = descending_key(score);
+            let better = self.score_keys.partition_point(|&k| k < mine);
+            if self.score_keys.get(better) != Some(&mine) {
+                return better;
+            }
         }
         let key = full_key(score, tie);
         let mine = if self.bits == 0 {
@@ -411,12 +490,20 @@ mod tests {
 
     #[test]
     fn cuts_match_a_full_sort() {
+        // Many ties (the cuts' buckets hold most rows: every key is sorted), and a few (only
+        // the cuts' buckets are sorted).
+        for tied_share in [0.5, 0.03] {
+            cuts_match_a_full_sort_with(tied_share);
+        }
+    }
+
+    fn cuts_match_a_full_sort_with(tied_share: f64) {
         let dir = tempfile::tempdir().unwrap();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
-        // Many ties: scores from a small set, plus some unique ones.
+        // Scores from a small set, plus unique ones.
         let scores: Vec<f64> = (0..5000)
             .map(|_| {
-                if rng.random::<f64>() < 0.5 {
+                if rng.random::<f64>() < tied_share {
                     (rng.random_range(0..20) as f64) / 20.0
                 } else {
                     rng.random::<f64>()
