@@ -197,6 +197,65 @@ fn edited_models_score_as_the_original_or_are_refused_cleanly() {
             );
         }
     }
+
+    // A category listed twice would be coded two ways: refused, in the manifest and in a bare
+    // model's pandas_categorical line.
+    let manifest_text = std::fs::read_to_string(dir.join("model/audience-model.json")).unwrap();
+    let mut manifest: serde_json::Value = serde_json::from_str(&manifest_text).unwrap();
+    let listed = manifest["features"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find_map(|f| {
+            f.get_mut("categories")
+                .and_then(|c| c.as_array_mut())
+                .filter(|c| c.len() > 1)
+        })
+        .unwrap();
+    listed[1] = listed[0].clone();
+    let repeated = listed[0].as_str().unwrap().to_string();
+    let model = variant(dir, "repeated_manifest", &original);
+    std::fs::write(
+        dir.join("repeated_manifest/audience-model.json"),
+        manifest.to_string(),
+    )
+    .unwrap();
+    let last = original.trim_end().lines().last().unwrap();
+    assert!(last.starts_with("pandas_categorical:[["), "{last}");
+    let bare = dir.join("repeated_bare.txt");
+    let first_list_end = last.find(']').unwrap();
+    let first_list = &last["pandas_categorical:[[".len()..first_list_end];
+    let first_value = first_list.split(", ").next().unwrap();
+    std::fs::write(
+        &bare,
+        original.replacen(
+            &format!("pandas_categorical:[[{first_value}"),
+            &format!("pandas_categorical:[[{first_value}, {first_value}"),
+            1,
+        ),
+    )
+    .unwrap();
+    for (model, file, value) in [
+        (
+            model.as_str(),
+            "repeated_manifest/audience-model.json",
+            repeated.clone(),
+        ),
+        (
+            "repeated_bare.txt",
+            "repeated_bare.txt",
+            first_value.trim_matches('"').to_string(),
+        ),
+    ] {
+        let (code, stderr) = score(dir, model, "native").unwrap_err();
+        assert_eq!(code, 2, "{stderr}");
+        assert!(
+            stderr.contains(file)
+                && stderr.contains(&format!("{value:?}"))
+                && stderr.contains("twice"),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]

@@ -13,6 +13,8 @@
 //! missing value). A category is its text exactly as written.
 
 use arrow::array::{Array, ArrayRef, Float64Array, RecordBatch, StringArray};
+
+use crate::data::vocabulary::Vocabulary;
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Schema};
 use serde::{Deserialize, Serialize};
@@ -278,6 +280,18 @@ impl FeatureSet {
             })
     }
 
+    /// A categorical feature's value listed twice (feature, value): a model file that lists one
+    /// would code the value two ways.
+    pub fn repeated_category(&self) -> Option<(&str, &str)> {
+        self.features.iter().find_map(|f| {
+            let mut seen = hashbrown::HashSet::new();
+            f.categories
+                .iter()
+                .find(|c| !seen.insert(c.as_str()))
+                .map(|c| (f.name.as_str(), c.as_str()))
+        })
+    }
+
     /// Names of the features, in order.
     pub fn names(&self) -> Vec<&str> {
         self.features.iter().map(|f| f.name.as_str()).collect()
@@ -395,13 +409,10 @@ impl FeatureSet {
             .features
             .iter()
             .map(|f| match f.kind {
-                FeatureKind::Categorical if !f.codes => f
-                    .categories
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| (v.as_bytes().to_vec(), i))
-                    .collect(),
-                _ => hashbrown::HashMap::new(),
+                FeatureKind::Categorical if !f.codes => {
+                    Vocabulary::new(f.categories.iter().map(String::as_bytes))
+                }
+                _ => Vocabulary::default(),
             })
             .collect();
         BatchEncoder {
@@ -448,7 +459,7 @@ impl FeatureSet {
 pub struct BatchEncoder {
     set: FeatureSet,
     /// Per feature: a categorical value's code (empty for other features).
-    codes: Vec<hashbrown::HashMap<Vec<u8>, usize>>,
+    codes: Vec<Vocabulary>,
 }
 
 impl BatchEncoder {
@@ -465,7 +476,7 @@ impl BatchEncoder {
     /// The training code of the value (as bytes) of categorical feature `feature`; None when
     /// unseen.
     pub fn category_code(&self, feature: usize, value: &[u8]) -> Option<usize> {
-        self.codes[feature].get(value).copied()
+        self.codes[feature].get(value)
     }
 
     /// `encode` for a batch whose first row is data row `first_row + 1` of its file.
@@ -616,7 +627,7 @@ impl BatchEncoder {
                             continue;
                         };
                         match codes.get(value.as_bytes()) {
-                            Some(&code) => *slot = code as f64,
+                            Some(code) => *slot = code as f64,
                             None => misses[c] += 1,
                         }
                     }
@@ -644,7 +655,7 @@ enum ColumnSource<'a> {
     NumberText(&'a StringArray),
     Numbers(Float64Array),
     /// Text coded through the vocabulary.
-    Categories(StringArray, &'a hashbrown::HashMap<Vec<u8>, usize>),
+    Categories(StringArray, &'a Vocabulary),
 }
 
 fn column_of<'a>(batch: &'a RecordBatch, name: &str) -> std::result::Result<&'a ArrayRef, String> {

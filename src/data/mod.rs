@@ -8,6 +8,7 @@ pub mod encode;
 pub mod fingerprint;
 mod ids;
 pub mod scan;
+pub mod vocabulary;
 
 pub use fingerprint::IdFingerprint;
 pub use ids::{Ids, id_hash, splitmix64};

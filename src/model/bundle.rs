@@ -204,6 +204,12 @@ impl ModelBundle {
                 ),
             ));
         }
+        if let Some((feature, value)) = manifest.features.repeated_category() {
+            return Err(Error::model(
+                &manifest_path,
+                format!("feature {feature:?} lists the category {value:?} twice"),
+            ));
+        }
         let model_path = path.join(MODEL_FILE);
         let (model_text, ensemble) = read_model(&model_path)?;
         let expected: Vec<&str> = manifest.features.names();
@@ -320,13 +326,20 @@ impl ModelBundle {
             };
             features.push(feature);
         }
+        let features = FeatureSet {
+            features,
+            na_values: Vec::new(),
+        };
+        if let Some((feature, value)) = features.repeated_category() {
+            return Err(Error::model(
+                path,
+                format!("pandas_categorical lists the category {value:?} of {feature:?} twice"),
+            ));
+        }
         Ok(ModelBundle {
             source: path.to_path_buf(),
             manifest: None,
-            features: FeatureSet {
-                features,
-                na_values: Vec::new(),
-            },
+            features,
             id: IdInfo {
                 column: id.unwrap_or(crate::data::ROW_ID).to_string(),
                 generated: id.is_none(),

@@ -9,7 +9,6 @@
 //! the word `score`, so a joined file keeps a header. Scoring runs on the blocking pool, so /ping
 //! answers at once even while large payloads are scored.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -20,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::data::encode::{FeatureKind, Matrix};
+use crate::data::vocabulary::Vocabulary;
 use crate::model::bundle::{Engine, ModelBundle};
 use crate::sagemaker::dataprocessing::LineSplitter;
 
@@ -70,7 +70,7 @@ struct AppState {
     /// out the threads that answer /ping.
     scoring: tokio::sync::Semaphore,
     /// Category code of each value, per categorical feature (None for numeric features).
-    codes: Vec<Option<HashMap<String, usize>>>,
+    codes: Vec<Option<Vocabulary>>,
 }
 
 /// The server's routes over a loaded model.
@@ -80,13 +80,8 @@ pub fn router(bundle: ModelBundle, settings: ServeSettings) -> Router {
         .features
         .iter()
         .map(|f| {
-            (f.kind == FeatureKind::Categorical && !f.codes).then(|| {
-                f.categories
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| (c.clone(), i))
-                    .collect()
-            })
+            (f.kind == FeatureKind::Categorical && !f.codes)
+                .then(|| Vocabulary::new(f.categories.iter().map(String::as_bytes)))
         })
         .collect();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -461,8 +456,8 @@ fn encode_value(
     let features = &state.bundle.features;
     match &state.codes[feature] {
         Some(codes) => Ok(crate::data::encode::category_of(field, &features.na_values)
-            .and_then(|v| codes.get(v))
-            .map_or(f64::NAN, |&c| c as f64)),
+            .and_then(|v| codes.get(v.as_bytes()))
+            .map_or(f64::NAN, |c| c as f64)),
         None => {
             crate::data::encode::number_of(field, &features.na_values).ok_or_else(|| BadRecord {
                 record,
