@@ -26,6 +26,8 @@ rows_per_payload = int(sys.argv[6]) if len(sys.argv) > 6 else 1000
 seconds = int(sys.argv[7]) if len(sys.argv) > 7 else 15
 here = os.path.dirname(os.path.abspath(__file__))
 cores = os.cpu_count() or 1
+if shutil.which("wrk") is None:
+    raise SystemExit("serve.py: wrk is missing (Debian: apt-get install wrk; bench/run installs it)")
 
 lines = open(features_csv).read().split("\n")
 payload = "\n".join(lines[1 : rows_per_payload + 1]) + "\n"
@@ -79,12 +81,14 @@ def load(url):
                 pings.append(5.0)
             time.sleep(0.02)
 
-    thread = threading.Thread(target=probe)
+    thread = threading.Thread(target=probe, daemon=True)
     thread.start()
-    out = subprocess.run(["wrk", "-t2", "-c8", f"-d{seconds}s", "--latency", "-s", lua, url + "/invocations"],
-                         capture_output=True, text=True, check=True).stdout
-    stop.set()
-    thread.join()
+    try:
+        out = subprocess.run(["wrk", "-t2", "-c8", f"-d{seconds}s", "--latency", "-s", lua, url + "/invocations"],
+                             capture_output=True, text=True, check=True).stdout
+    finally:
+        stop.set()
+        thread.join()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
 
