@@ -1132,6 +1132,9 @@ pub fn files_sha256(paths: &[PathBuf]) -> Result<String> {
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 20];
     for path in paths {
+        // Opening a FIFO would wait for a writer (the digest is taken beside the load, which
+        // refuses one the same way).
+        check_readable(path)?;
         let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         loop {
             let n = file.read(&mut buffer).map_err(|e| Error::io(path, e))?;
