@@ -36,7 +36,7 @@ struct Slot {
     second: u64,
     /// The text's length plus one; 0 marks an empty slot.
     len: u32,
-    code: u32,
+    code: usize,
 }
 
 /// Training values and their codes (their positions in the category list).
@@ -78,7 +78,7 @@ impl Vocabulary {
                         first,
                         second,
                         len,
-                        code: u32::try_from(code).expect("fewer than 2^32 categories"),
+                        code,
                     };
                     break;
                 }
@@ -114,7 +114,7 @@ impl Vocabulary {
                 return None;
             }
             if (slot.first, slot.second, slot.len) == (first, second, len) {
-                return Some(slot.code as usize);
+                return Some(slot.code);
             }
             at = (at + 1) & (self.slots.len() - 1);
         }
