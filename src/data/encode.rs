@@ -489,13 +489,19 @@ impl BatchEncoder {
         use rayon::prelude::*;
         let n = rows.map_or(batch.num_rows(), |r| r.len());
         let cols = self.set.features.len();
-        let columns = self
-            .set
-            .features
-            .iter()
-            .enumerate()
-            .map(|(c, feature)| self.source_of(batch, c, feature))
-            .collect::<std::result::Result<Vec<_>, String>>()?;
+        // A column that cannot be read at all fails where one pass, column after column, would
+        // meet it: after every value of the columns before it.
+        let mut columns = Vec::with_capacity(cols);
+        let mut unreadable = None;
+        for (c, feature) in self.set.features.iter().enumerate() {
+            match self.source_of(batch, c, feature) {
+                Ok(source) => columns.push(source),
+                Err(e) => {
+                    unreadable = Some(e);
+                    break;
+                }
+            }
+        }
         let mut values = vec![f64::NAN; n * cols];
         // Blocks of rows on every core, each into its own stretch of the matrix.
         let blocks: Vec<std::result::Result<Vec<u64>, EncodeError>> = values
@@ -504,7 +510,7 @@ impl BatchEncoder {
             .map(|(block, out)| {
                 let start = block * ENCODE_BLOCK_ROWS;
                 let end = start + out.len() / cols.max(1);
-                self.encode_rows(&columns, rows, start..end, out, first_row)
+                self.encode_rows(&columns, cols, rows, start..end, out, first_row)
             })
             .collect();
         let mut unseen_counts = vec![0u64; cols];
@@ -529,6 +535,9 @@ impl BatchEncoder {
         }
         if let Some(e) = first_error {
             return Err(e.message);
+        }
+        if let Some(e) = unreadable {
+            return Err(e);
         }
         let unseen = UnseenCounts {
             by_feature: self
@@ -579,18 +588,19 @@ impl BatchEncoder {
         ))
     }
 
-    /// Encodes rows `range` (of `rows`, or of the batch) into `out` (row-major); returns the
-    /// unseen categories per feature. Columns are taken one after another: an error is the
-    /// first failing value of the first column that has one.
+    /// Encodes rows `range` (of `rows`, or of the batch) into `out` (row-major, `cols` values a
+    /// row) for the leading features `columns` are of; returns the unseen categories per
+    /// feature. Columns are taken one after another: an error is the first failing value of the
+    /// first column that has one.
     fn encode_rows(
         &self,
         columns: &[ColumnSource<'_>],
+        cols: usize,
         rows: Option<&[usize]>,
         range: std::ops::Range<usize>,
         out: &mut [f64],
         first_row: usize,
     ) -> std::result::Result<Vec<u64>, EncodeError> {
-        let cols = columns.len();
         let mut misses = vec![0u64; cols];
         for (c, (column, feature)) in columns.iter().zip(&self.set.features).enumerate() {
             for (i, slot) in range.clone().zip(out.iter_mut().skip(c).step_by(cols)) {
@@ -862,6 +872,30 @@ mod tests {
         let (m, _) = set.encode(&scored, Some(&[1, 2])).unwrap();
         assert_eq!(m.values[..5], [1.0, 1.0, 1.0, 2.0, 2.0]);
         assert!(m.values[5].is_nan(), "z was not seen in training");
+
+        // A column that cannot be read at all comes after the bad values of the columns
+        // before it, as in one pass.
+        let without_b = |a: Vec<&str>| {
+            RecordBatch::try_new(
+                Arc::new(Schema::new(vec![
+                    Field::new("a", DataType::Utf8, true),
+                    Field::new("city", DataType::Utf8, true),
+                ])),
+                vec![
+                    Arc::new(StringArray::from(a)),
+                    Arc::new(StringArray::from(vec!["x", "y", "x"])),
+                ],
+            )
+            .unwrap()
+        };
+        let error = set
+            .encode(&without_b(vec!["1", "2", "?"]), None)
+            .unwrap_err();
+        assert_eq!(error, not_a_number(3, "a", "?"));
+        let error = set
+            .encode(&without_b(vec!["1", "2", "3"]), None)
+            .unwrap_err();
+        assert_eq!(error, "missing feature column \"b\"");
     }
 
     #[test]
