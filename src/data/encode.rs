@@ -13,11 +13,11 @@
 //! missing value). A category is its text exactly as written.
 
 use arrow::array::{Array, ArrayRef, Float64Array, RecordBatch, StringArray};
-
-use crate::data::vocabulary::Vocabulary;
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Schema};
 use serde::{Deserialize, Serialize};
+
+use crate::data::vocabulary::Vocabulary;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -244,11 +244,13 @@ impl FeatureSet {
     ) -> std::result::Result<(), String> {
         use rayon::prelude::*;
         let na_values = &self.na_values;
-        // A feature at a time on every core; each one's distinct values sorted as text.
-        self.features
+        // A feature at a time on every core; each one's distinct values sorted as text. The
+        // error reported is the first feature's, as one pass would meet it.
+        let fitted: Vec<std::result::Result<(), String>> = self
+            .features
             .par_iter_mut()
             .filter(|feature| feature.kind == FeatureKind::Categorical && !feature.codes)
-            .try_for_each(|feature| {
+            .map(|feature| {
                 let column = column_of(batch, &feature.name)?;
                 let text = category_text(column)?;
                 let mut distinct: hashbrown::HashSet<&str> = hashbrown::HashSet::new();
@@ -278,6 +280,8 @@ impl FeatureSet {
                 feature.categories = categories;
                 Ok(())
             })
+            .collect();
+        fitted.into_iter().collect()
     }
 
     /// A categorical feature's value listed twice (feature, value): a model file that lists one
@@ -344,8 +348,8 @@ impl FeatureSet {
         declared: &[String],
     ) -> std::result::Result<Vec<StrayText>, String> {
         use rayon::prelude::*;
-        // A feature at a time on every core, reported in feature order.
-        let found: Vec<Option<StrayText>> = self
+        // A feature at a time on every core, reported (and failing) in feature order.
+        let found: Vec<std::result::Result<Option<StrayText>, String>> = self
             .features
             .par_iter()
             .filter(|feature| {
@@ -389,7 +393,9 @@ impl FeatureSet {
                     _ => None,
                 })
             })
-            .collect::<std::result::Result<_, String>>()?;
+            .collect();
+        let found: Vec<Option<StrayText>> =
+            found.into_iter().collect::<std::result::Result<_, _>>()?;
         Ok(found.into_iter().flatten().collect())
     }
 
