@@ -180,10 +180,15 @@ pub fn score_file_observed(
     let has_id = id_column.is_some();
     let mut generated_id = String::new();
     let mut staged = BufWriter::with_capacity(1 << 20, staging.as_file());
-    let stage = |staged: &mut BufWriter<&std::fs::File>, block: EncodedBlock| {
-        stage_block(staged, &block, has_id, options.tie_seed)
-            .map(|ties| (block, ties))
-            .map_err(|e| Error::io(staging.path(), e))
+    let read_staged = |source: &mut BlockSource,
+                       staged: &mut BufWriter<&std::fs::File>|
+     -> Result<Option<StagedBlock>> {
+        let Some(block) = source.next_block()? else {
+            return Ok(None);
+        };
+        let ties = stage_block(staged, &block, has_id, options.tie_seed)
+            .map_err(|e| Error::io(staging.path(), e))?;
+        Ok(Some((block, ties)))
     };
     // The trees are compiled beside the sampling, the opening of the input and the reading of
     // its first block.
@@ -207,20 +212,12 @@ pub fn score_file_observed(
                 ));
             }
             let mut source = BlockSource::open(bundle, &ctx, input, &load, &schema, &texts)?;
-            let first = match source.next_block()? {
-                Some(block) => Some(stage(&mut staged, block)?),
-                None => None,
-            };
+            let first = read_staged(&mut source, &mut staged)?;
             Ok((source, first))
         },
     );
     let (mut source, mut current) = opened?;
-    let mut read_next = || -> Result<Option<StagedBlock>> {
-        match source.next_block()? {
-            Some(block) => stage(&mut staged, block).map(Some),
-            None => Ok(None),
-        }
-    };
+    let mut read_next = || read_staged(&mut source, &mut staged);
     // The next block is read, encoded and staged as a task beside the trees of this one, so
     // the pool's threads share both: none waits while another reads.
     while let Some((block, ties)) = current {
