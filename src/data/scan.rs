@@ -234,46 +234,91 @@ impl CsvEncoder {
 
     /// The next block, None at the end of the file.
     pub fn next_block(&mut self) -> Result<Option<EncodedBlock>> {
-        let path = self.fields.path.clone();
-        let Some(block) = self.fields.next_block(self.block_rows)? else {
+        let cols = self.plan.features.len();
+        let mut first_row = None;
+        let mut encoded = Encoded {
+            values: Vec::with_capacity(self.block_rows.min(1 << 16) * cols),
+            misses: vec![0; cols],
+            texts: TextFields::new(self.text_fields.len()),
+        };
+        let mut rows = 0;
+        // A block is split and encoded a few thousand records at a time, so that the fields'
+        // positions are still in cache when they are encoded.
+        while rows < self.block_rows {
+            let want = (self.block_rows - rows).min(SPLIT_ROWS);
+            let Some(part) = self.fields.next_block(want)? else {
+                break;
+            };
+            first_row.get_or_insert(part.first_row);
+            rows += part.rows;
+            encode_rows(
+                &part,
+                &self.encoder,
+                &self.plan,
+                &self.feature_fields,
+                &self.text_fields,
+                &self.names,
+                &mut encoded,
+            )
+            .map_err(|message| Error::data(&self.fields.path, message))?;
+        }
+        let Some(first_row) = first_row else {
             return Ok(None);
         };
-        let first_row = block.first_row;
-        encode_block(
-            &block,
-            &self.encoder,
-            &self.plan,
-            &self.feature_fields,
-            &self.text_fields,
-            &self.names,
-        )
-        .map(|(matrix, unseen, texts)| {
-            Some(EncodedBlock {
-                first_row,
-                matrix,
-                unseen,
-                texts,
-            })
-        })
-        .map_err(|message| Error::data(path, message))
+        let unseen = UnseenCounts {
+            by_feature: self
+                .encoder
+                .features()
+                .iter()
+                .zip(&encoded.misses)
+                .filter(|(_, n)| **n > 0)
+                .map(|(f, &n)| (f.name.clone(), n))
+                .collect(),
+        };
+        Ok(Some(EncodedBlock {
+            first_row,
+            matrix: Matrix {
+                values: encoded.values,
+                rows,
+                cols,
+            },
+            unseen,
+            texts: encoded.texts,
+        }))
     }
 }
 
-fn encode_block(
+/// Records split at a time by `CsvEncoder::next_block`: their fields' positions (16 chosen
+/// columns of 8 bytes each) fit in a core's cache beside the bytes they point into.
+const SPLIT_ROWS: usize = 4096;
+
+/// A block being encoded: its rows' feature values (row-major), unseen categories per feature,
+/// and text fields.
+struct Encoded {
+    values: Vec<f64>,
+    misses: Vec<u64>,
+    texts: TextFields,
+}
+
+/// Encodes the records of `block` onto the end of `encoded`.
+fn encode_rows(
     block: &FieldBlock<'_>,
     encoder: &BatchEncoder,
     plan: &ColumnPlan,
     feature_fields: &[usize],
     text_fields: &[usize],
     names: &[String],
-) -> std::result::Result<(Matrix, UnseenCounts, TextFields), String> {
+    encoded: &mut Encoded,
+) -> std::result::Result<(), String> {
     let cols = plan.features.len();
     let rows = block.rows;
     let na_values = encoder.na_values();
     let plain = na_values.is_empty();
-    let mut values = vec![f64::NAN; rows * cols];
-    let mut misses = vec![0u64; cols];
-    let mut texts = TextFields::new(text_fields.len());
+    let first_value = encoded.values.len();
+    encoded.values.resize(first_value + rows * cols, f64::NAN);
+    let values = &mut encoded.values[first_value..];
+    let misses = &mut encoded.misses;
+    let texts = &mut encoded.texts;
     texts.ends.reserve(rows * text_fields.len());
     let data_row = |r: usize| block.first_row + r as u64 + 1;
     fn utf8<'b>(bytes: &'b [u8], row: u64, name: &str) -> std::result::Result<&'b str, String> {
@@ -329,16 +374,7 @@ fn encode_block(
             texts.push(utf8(block.field(r, k), data_row(r), &names[column])?);
         }
     }
-    let unseen = UnseenCounts {
-        by_feature: encoder
-            .features()
-            .iter()
-            .zip(&misses)
-            .filter(|(_, n)| **n > 0)
-            .map(|(f, &n)| (f.name.clone(), n))
-            .collect(),
-    };
-    Ok((Matrix { values, rows, cols }, unseen, texts))
+    Ok(())
 }
 
 /// The fields of chosen columns of a run of whole records.
