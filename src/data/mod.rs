@@ -539,14 +539,14 @@ pub fn table_schema(ctx: &SessionContext, path: &Path, options: &LoadOptions) ->
     Ok(Arc::new(Schema::new(fields)))
 }
 
-/// The schema to read `path` with when the caller knows which columns it needs as numbers (the
-/// scorer: the model knows its features): those are Float64, or Boolean, when every value of
-/// the first records is one the CSV decoder reads as such (and, for numbers, reads as the value
-/// rule `encode::number_of` does); every other column is Utf8, so it parses whatever it holds.
-/// Text columns are never inferred, so this reads far less than `table_schema` and runs no
-/// pattern matching. A numeric column left as text is parsed by the encoder's value rule, which
-/// names a stray value's row. Parquet keeps its own types (`table_schema`).
-pub fn schema_for_numbers(
+/// The schema the scorer reads `path` with. It knows which columns it needs as numbers (the
+/// model's numeric features) and reads a CSV's numbers itself, by the value rule; what it must
+/// learn from the file is which of those columns hold booleans, read as 1 and 0 as training
+/// read them: a numeric column is Boolean when every non-empty value of the first records is
+/// `true` or `false` in any case (at least one), as the CSV decoder reads booleans. Every other
+/// column is Utf8. Sampling stops as soon as no column can still be Boolean. Parquet keeps its
+/// own types (`table_schema`).
+pub fn scoring_schema(
     ctx: &SessionContext,
     path: &Path,
     options: &LoadOptions,
@@ -556,21 +556,24 @@ pub fn schema_for_numbers(
         return table_schema(ctx, path, options);
     }
     let csv = CsvLayout::sniff(path, options.delimiter)?;
-    let mut kinds: Vec<Option<SampledKind>> = csv
+    // Per column: None when it is not sampled (not numeric, or a text column); Some(false)
+    // while only empty values were seen, Some(true) once a boolean was; it drops to None at
+    // its first other value.
+    let mut booleans: Vec<Option<bool>> = csv
         .header
         .iter()
         .map(|name| {
             (numeric.contains(&name.as_str()) && !options.text_columns.contains(name))
-                .then_some(SampledKind::Empty)
+                .then_some(false)
         })
         .collect();
-    if kinds.iter().any(Option::is_some) {
+    if booleans.iter().any(Option::is_some) {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(csv.delimiter)
             .has_headers(true)
             .flexible(true)
-            .from_reader(std::io::BufReader::with_capacity(1 << 20, file));
+            .from_reader(std::io::BufReader::with_capacity(1 << 16, file));
         let mut record = csv::ByteRecord::new();
         for _ in 0..SCHEMA_INFER_RECORDS {
             // A record the sample cannot read is left to the decoder, which names its line.
@@ -578,66 +581,32 @@ pub fn schema_for_numbers(
                 Ok(true) => {}
                 Ok(false) | Err(_) => break,
             }
-            for (kind, field) in kinds.iter_mut().zip(record.iter()) {
-                if let Some(kind) = kind {
-                    *kind = kind.and(field, &options.na_values);
+            for (column, field) in booleans.iter_mut().zip(record.iter()) {
+                if column.is_some() && !field.is_empty() {
+                    let boolean =
+                        field.eq_ignore_ascii_case(b"true") || field.eq_ignore_ascii_case(b"false");
+                    *column = boolean.then_some(true);
                 }
+            }
+            if booleans.iter().all(Option::is_none) {
+                break;
             }
         }
     }
     let fields: Vec<Field> = csv
         .header
         .iter()
-        .zip(&kinds)
-        .map(|(name, kind)| {
-            let data_type = match kind {
-                Some(SampledKind::Number) => DataType::Float64,
-                Some(SampledKind::Boolean) => DataType::Boolean,
-                _ => DataType::Utf8,
+        .zip(&booleans)
+        .map(|(name, boolean)| {
+            let data_type = if *boolean == Some(true) {
+                DataType::Boolean
+            } else {
+                DataType::Utf8
             };
             Field::new(name, data_type, true)
         })
         .collect();
     Ok(Arc::new(Schema::new(fields)))
-}
-
-/// What the values of a column sampled so far are, for `schema_for_numbers`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SampledKind {
-    /// Only empty fields so far.
-    Empty,
-    /// Numbers that the CSV decoder and the value rule read alike.
-    Number,
-    /// `true` or `false` in any case, as the CSV decoder reads booleans.
-    Boolean,
-    Text,
-}
-
-impl SampledKind {
-    fn and(self, field: &[u8], na_values: &[String]) -> SampledKind {
-        use arrow::compute::kernels::cast_utils::Parser;
-        if field.is_empty() || self == SampledKind::Text {
-            return self;
-        }
-        let Ok(text) = std::str::from_utf8(field) else {
-            return SampledKind::Text;
-        };
-        let boolean = text.eq_ignore_ascii_case("true") || text.eq_ignore_ascii_case("false");
-        // The decoder does not apply na_values: with them, numbers stay text for the value rule.
-        let number = na_values.is_empty()
-            && match (
-                arrow::datatypes::Float64Type::parse(text),
-                encode::number_of(text, na_values),
-            ) {
-                (Some(a), Some(b)) => a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
-                _ => false,
-            };
-        match (self, number, boolean) {
-            (SampledKind::Empty | SampledKind::Number, true, _) => SampledKind::Number,
-            (SampledKind::Empty | SampledKind::Boolean, _, true) => SampledKind::Boolean,
-            _ => SampledKind::Text,
-        }
-    }
 }
 
 /// The type a column of type `t` is held in: all numbers as Float64, all strings as Utf8.
@@ -1377,15 +1346,15 @@ mod tests {
     }
 
     #[test]
-    fn known_numeric_columns_are_typed_from_a_sample_without_inference() {
+    fn the_scorer_samples_only_which_numeric_columns_hold_booleans() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.csv");
         std::fs::write(
             &path,
-            "\u{feff}id;age;spend;flag;note;mixed;zip;empty\r\n\
-             1;30; 12.5;TRUE;\"a;\nb\";7;01;\r\n\
-             2;;1e3;false;x;n/a;02;\r\n\
-             3;41;-0.25;;\"\"\"q\"\"\";NaN;3;",
+            "\u{feff}id;age;spend;flag;note;mixed;zip;empty;late\r\n\
+             1;30; 12.5;TRUE;\"a;\nb\";7;01;;true\r\n\
+             2;;1e3;false;x;n/a;02;;True\r\n\
+             3;41;-0.25;;\"\"\"q\"\"\";NaN;3;;1",
         )
         .unwrap();
         let options = LoadOptions {
@@ -1393,81 +1362,74 @@ mod tests {
             text_columns: vec!["id".into(), "zip".into()],
             na_values: Vec::new(),
         };
-        let numeric = ["age", "spend", "flag", "mixed", "zip", "empty", "id"];
+        let numeric = [
+            "age", "spend", "flag", "mixed", "zip", "empty", "id", "late", "note",
+        ];
         let types = |options: &LoadOptions| -> Vec<(String, DataType)> {
-            schema_for_numbers(&session(), &path, options, &numeric)
+            scoring_schema(&session(), &path, options, &numeric)
                 .unwrap()
                 .fields()
                 .iter()
                 .map(|f| (f.name().clone(), f.data_type().clone()))
                 .collect()
         };
-        use DataType::{Boolean, Float64, Utf8};
-        let expect = |list: [DataType; 8]| -> Vec<(String, DataType)> {
+        use DataType::{Boolean, Utf8};
+        let expect = |list: [DataType; 9]| -> Vec<(String, DataType)> {
             [
-                "id", "age", "spend", "flag", "note", "mixed", "zip", "empty",
+                "id", "age", "spend", "flag", "note", "mixed", "zip", "empty", "late",
             ]
             .iter()
             .map(|n| n.to_string())
             .zip(list)
             .collect()
         };
-        // Names lose the BOM; a quoted field holding the delimiter and a newline is one field;
-        // "n/a" keeps `mixed` text for the value rule; text columns and the all-empty column
-        // are text; a column the caller does not read as a number is text.
-        assert_eq!(
-            types(&options),
-            expect([Utf8, Float64, Float64, Boolean, Utf8, Utf8, Utf8, Utf8])
-        );
-        // With na_values the decoder would not apply them: numbers stay text, booleans do not.
+        // Names lose the BOM; a quoted field holding the delimiter and a newline is one field
+        // (`note`, not a boolean); `flag` holds only booleans and empty values; `late` turns to
+        // a number in its third record; text columns and the all-empty column are not booleans.
+        let expected = expect([Utf8, Utf8, Utf8, Boolean, Utf8, Utf8, Utf8, Utf8, Utf8]);
+        assert_eq!(types(&options), expected);
+        // na_values change nothing: the decoder reads booleans by their text alone.
         let with_na = LoadOptions {
             na_values: vec!["n/a".into()],
             ..options.clone()
         };
-        assert_eq!(
-            types(&with_na),
-            expect([Utf8, Utf8, Utf8, Boolean, Utf8, Utf8, Utf8, Utf8])
-        );
-        // What the scorer then reads equals what the inferred schema reads.
-        let typed = schema_for_numbers(&session(), &path, &options, &numeric).unwrap();
-        let read = |schema: &SchemaRef| {
-            runtime().block_on(async {
-                let df = open_frame(&session(), &path, &options, schema)
-                    .await
-                    .unwrap();
-                concat_batches(&schema.clone(), &df.collect().await.unwrap()).unwrap()
-            })
-        };
-        let ours = read(&typed);
-        let inferred = read(&table_schema(&session(), &path, &options).unwrap());
-        for name in ["age", "spend"] {
-            let a = cast(ours.column_by_name(name).unwrap(), &DataType::Float64).unwrap();
-            let b = cast(inferred.column_by_name(name).unwrap(), &DataType::Float64).unwrap();
-            assert_eq!(a.as_ref(), b.as_ref(), "{name}");
-        }
-        assert_eq!(
-            ours.column_by_name("note").unwrap().as_ref(),
-            inferred.column_by_name("note").unwrap().as_ref()
-        );
+        assert_eq!(types(&with_na), expected);
     }
 
     #[test]
-    fn sampled_kinds_follow_the_decoder_and_the_value_rule() {
-        use SampledKind::*;
-        let kind = |values: &[&str]| values.iter().fold(Empty, |k, v| k.and(v.as_bytes(), &[]));
-        assert_eq!(kind(&[]), Empty);
-        assert_eq!(kind(&["", ""]), Empty);
-        assert_eq!(kind(&["1", "", "2.5", " 3 ", "-1e-3", "+4"]), Number);
-        assert_eq!(kind(&["inf", "NaN", "1"]), Number);
-        assert_eq!(kind(&["true", "FALSE", ""]), Boolean);
-        assert_eq!(kind(&["true", "1"]), Text);
-        assert_eq!(kind(&["1", "true"]), Text);
-        assert_eq!(kind(&["1", "1,5"]), Text);
-        assert_eq!(kind(&["1", "2024-01-01"]), Text);
-        assert_eq!(kind(&["1", "x", "2"]), Text, "text stays text");
-        assert_eq!(Empty.and(&[0xff, b'1'], &[]), Text, "not UTF-8");
-        assert_eq!(Empty.and(b"1", &["NA".into()]), Text);
-        assert_eq!(Empty.and(b"True", &["NA".into()]), Boolean);
+    fn the_boolean_sample_stops_only_when_no_column_can_be_boolean() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.csv");
+        let options = LoadOptions {
+            delimiter: None,
+            text_columns: Vec::new(),
+            na_values: Vec::new(),
+        };
+        let boolean_columns = |text: &str| -> Vec<String> {
+            std::fs::write(&path, text).unwrap();
+            scoring_schema(&session(), &path, &options, &["a", "b"])
+                .unwrap()
+                .fields()
+                .iter()
+                .filter(|f| f.data_type() == &DataType::Boolean)
+                .map(|f| f.name().clone())
+                .collect()
+        };
+        // `a` is decided at its first value; `b` is empty for thousands of records, then holds
+        // booleans to the end of the sample, then a number the sample never reaches.
+        let mut text = String::from("a,b\n");
+        for row in 0..SCHEMA_INFER_RECORDS + 10 {
+            let b = match row {
+                r if r < 5_000 => "",
+                r if r < SCHEMA_INFER_RECORDS => "false",
+                _ => "7",
+            };
+            text.push_str(&format!("{row},{b}\n"));
+        }
+        assert_eq!(boolean_columns(&text), ["b"]);
+        // A number after thousands of booleans: not a boolean column.
+        let text = text.replacen("\n9000,false\n", "\n9000,2.5\n", 1);
+        assert!(boolean_columns(&text).is_empty());
     }
 
     fn strings(table: &Table, column: &str) -> Vec<Option<String>> {
