@@ -200,8 +200,11 @@ impl TreeEnsemble {
         let average_output = get("average_output").is_some();
         let declared_trees: Option<usize> = get("tree_sizes").map(|v| v.split_whitespace().count());
 
-        let mut trees = Vec::new();
-        let mut bitsets = Vec::new();
+        // The trees' sections are found in order, then parsed on every core, each with its own
+        // bitsets, which are then laid end to end. Errors are reported as one pass in file
+        // order meets them: a bad tree before a misnumbered one after it, before a missing end.
+        let mut sections: Vec<(&str, Vec<(&str, &str)>)> = Vec::new();
+        let mut misnumbered = None;
         let mut ended = false;
         while let Some(line) = lines.next() {
             if line.starts_with("end of trees") {
@@ -212,11 +215,12 @@ impl TreeEnsemble {
                 continue;
             }
             let number = line["Tree=".len()..].trim();
-            if number != trees.len().to_string() {
-                return err(format!(
+            if number != sections.len().to_string() {
+                misnumbered = Some(format!(
                     "{line} where Tree={} was expected: a tree is missing or out of order",
-                    trees.len()
+                    sections.len()
                 ));
+                break;
             }
             let mut fields: Vec<(&str, &str)> = Vec::new();
             while let Some(l) = lines.peek() {
@@ -228,7 +232,35 @@ impl TreeEnsemble {
                 }
                 lines.next();
             }
-            trees.push(parse_tree(line, &fields, num_features, &mut bitsets)?);
+            sections.push((line, fields));
+        }
+        let parsed: Vec<Result<(Tree, Vec<u32>), ParseError>> = sections
+            .par_iter()
+            .map(|(title, fields)| {
+                let mut words = Vec::new();
+                parse_tree(title, fields, num_features, &mut words).map(|tree| (tree, words))
+            })
+            .collect();
+        let mut trees = Vec::with_capacity(parsed.len());
+        let mut bitsets = Vec::new();
+        for result in parsed {
+            let (mut tree, words) = result?;
+            // Each tree's bitset starts count from its own words: moved past the earlier trees'.
+            let offset = bitsets.len();
+            if u32::try_from(offset + words.len()).is_err() {
+                return err("the categorical bitsets hold more than 2^32 words");
+            }
+            let offset = offset as u32;
+            for node in &mut tree.nodes[..tree.internal] {
+                if node.decision & CATEGORICAL != 0 {
+                    node.cat_start += offset;
+                }
+            }
+            bitsets.extend_from_slice(&words);
+            trees.push(tree);
+        }
+        if let Some(message) = misnumbered {
+            return err(message);
         }
         if !ended {
             return err("the model text ends before `end of trees`: the file is incomplete");
@@ -243,9 +275,6 @@ impl TreeEnsemble {
                 "tree_sizes lists {declared} trees but the file holds {}: it was cut or edited",
                 trees.len()
             ));
-        }
-        if u32::try_from(bitsets.len()).is_err() {
-            return err("the categorical bitsets hold more than 2^32 words");
         }
 
         // The rest: parameters (for categorical_feature) and the pandas_categorical line.
