@@ -235,6 +235,112 @@ pub fn temporary_file_in(
     Ok((file, registered))
 }
 
+/// Bytes written once, in order, and read back (whole, any number of times): held in memory up
+/// to `limit` bytes, past that in a temporary file in the directory given (created up front,
+/// so that a directory that cannot take it fails before the work; written only when needed).
+/// Small inputs then never touch the disk; large ones stay bounded in memory.
+pub struct SpillBuffer {
+    file: tempfile::NamedTempFile,
+    _registered: Temporary,
+    limit: usize,
+    memory: Vec<u8>,
+    /// Open once the bytes outgrew `limit`; every byte is then in the file.
+    writer: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+impl SpillBuffer {
+    pub fn new_in(dir: &Path, prefix: &str, limit: usize) -> std::io::Result<SpillBuffer> {
+        let (file, registered) = temporary_file_in(dir, prefix)?;
+        Ok(SpillBuffer {
+            file,
+            _registered: registered,
+            limit,
+            memory: Vec::new(),
+            writer: None,
+        })
+    }
+
+    /// The temporary file (named in errors, whether or not the bytes reached it).
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    /// Whether the bytes outgrew memory.
+    pub fn spilled(&self) -> bool {
+        self.writer.is_some()
+    }
+
+    /// Every byte written so far, from the first.
+    pub fn reader(&mut self) -> std::io::Result<SpillReader<'_>> {
+        Ok(match &mut self.writer {
+            Some(writer) => {
+                writer.flush()?;
+                SpillReader::File(std::io::BufReader::with_capacity(
+                    1 << 20,
+                    self.file.reopen()?,
+                ))
+            }
+            None => SpillReader::Memory(&self.memory),
+        })
+    }
+}
+
+impl Write for SpillBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if self.writer.is_none() && self.memory.len() + bytes.len() > self.limit {
+            let mut writer = std::io::BufWriter::with_capacity(1 << 20, self.file.reopen()?);
+            writer.write_all(&self.memory)?;
+            self.memory = Vec::new();
+            self.writer = Some(writer);
+        }
+        match &mut self.writer {
+            Some(writer) => writer.write(bytes),
+            None => {
+                self.memory.extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.writer {
+            Some(writer) => writer.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A `SpillBuffer`'s bytes from the first: from memory, or from its file.
+pub enum SpillReader<'a> {
+    Memory(&'a [u8]),
+    File(std::io::BufReader<std::fs::File>),
+}
+
+impl std::io::Read for SpillReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            SpillReader::Memory(bytes) => std::io::Read::read(bytes, out),
+            SpillReader::File(file) => std::io::Read::read(file, out),
+        }
+    }
+}
+
+impl std::io::BufRead for SpillReader<'_> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        match self {
+            SpillReader::Memory(bytes) => Ok(bytes),
+            SpillReader::File(file) => std::io::BufRead::fill_buf(file),
+        }
+    }
+
+    fn consume(&mut self, n: usize) {
+        match self {
+            SpillReader::Memory(bytes) => *bytes = &bytes[n..],
+            SpillReader::File(file) => std::io::BufRead::consume(file, n),
+        }
+    }
+}
+
 /// A file being written next to its final place; `commit` puts it there. Dropped without
 /// `commit`, the temporary file is removed and the target is untouched.
 pub struct AtomicFile {
@@ -260,6 +366,26 @@ impl AtomicFile {
 
     pub fn target(&self) -> &Path {
         &self.target
+    }
+
+    /// Starts writing what has been written so far to the disk, without waiting, so that
+    /// `commit`'s sync waits only for the last bytes instead of all of them. Only a hint:
+    /// where the system has no such call, or refuses it, `commit` syncs everything as before.
+    pub fn start_writeback(&self) {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: the descriptor is open for as long as `self.temp` is; offset 0 and
+            // length 0 name the whole file; the call only schedules writes of its pages.
+            unsafe {
+                libc::sync_file_range(
+                    self.temp.as_file().as_raw_fd(),
+                    0,
+                    0,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+        }
     }
 
     /// Puts the file in place: over an existing target only with `force`; otherwise only if
@@ -424,6 +550,43 @@ mod tests {
             1,
             "no temporary left"
         );
+    }
+
+    #[test]
+    fn spilled_bytes_read_back_whole_from_memory_or_the_file() {
+        use std::io::{BufRead, Read};
+        let dir = tempfile::tempdir().unwrap();
+        let bytes: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for (limit, spills) in [(10_000, false), (9_999, true), (0, true)] {
+            let mut buffer = SpillBuffer::new_in(dir.path(), ".spill-", limit).unwrap();
+            assert!(buffer.path().exists(), "the file is made up front");
+            for piece in bytes.chunks(333) {
+                buffer.write_all(piece).unwrap();
+            }
+            assert_eq!(buffer.spilled(), spills, "limit {limit}");
+            // Read back twice, by `read` and by `fill_buf`/`consume`.
+            let mut back = Vec::new();
+            buffer.reader().unwrap().read_to_end(&mut back).unwrap();
+            assert_eq!(back, bytes, "limit {limit}");
+            let mut reader = buffer.reader().unwrap();
+            let mut back = Vec::new();
+            loop {
+                let chunk = reader.fill_buf().unwrap();
+                if chunk.is_empty() {
+                    break;
+                }
+                let n = chunk.len().min(1000);
+                back.extend_from_slice(&chunk[..n]);
+                reader.consume(n);
+            }
+            assert_eq!(back, bytes, "limit {limit}");
+            // Reading flushed whatever a spilled buffer still held.
+            let on_disk = std::fs::metadata(buffer.path()).unwrap().len();
+            assert_eq!(on_disk, if spills { 10_000 } else { 0 }, "limit {limit}");
+            let path = buffer.path().to_path_buf();
+            drop(buffer);
+            assert!(!path.exists(), "the file goes with the buffer");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! over the tie key only while some cut's row shares its score with others), so memory stays
 //! bounded whatever the number of rows.
 
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 
 /// A key that sorts ascending as scores sort descending (total order, NaN last).
@@ -51,80 +51,71 @@ const SELECT_BUCKET_BITS: u32 = 16;
 /// Rows read from a spool file at a time (few in tests, so that they cross block boundaries).
 const SPOOL_READ_ROWS: usize = if cfg!(test) { 1000 } else { 1 << 16 };
 
-fn pair_of(bytes: &[u8]) -> (f64, u64) {
+/// A spooled row's score and tie key from its 16 bytes.
+pub fn pair_of(bytes: &[u8]) -> (f64, u64) {
     let score = f64::from_le_bytes(bytes[..8].try_into().expect("16-byte pairs"));
     let tie = u64::from_le_bytes(bytes[8..16].try_into().expect("16-byte pairs"));
     (score, tie)
 }
 
 /// A spool's rows read back in input order, a block at a time.
-pub struct SpoolRows {
-    file: std::fs::File,
+pub struct SpoolRows<'a> {
+    reader: crate::output::SpillReader<'a>,
+    /// The block read from a file (rows in memory are handed out where they lie).
     buffer: Vec<u8>,
-    at: usize,
-    filled: usize,
     left: u64,
 }
 
-impl SpoolRows {
-    /// Reads the next block of rows into the buffer; false at the end.
-    fn refill(&mut self) -> std::io::Result<bool> {
+impl SpoolRows<'_> {
+    /// The next block of rows (16 bytes each), or None at the end.
+    pub fn next_chunk(&mut self) -> std::io::Result<Option<&[u8]>> {
         if self.left == 0 {
-            return Ok(false);
+            return Ok(None);
         }
         let rows = self.left.min(SPOOL_READ_ROWS as u64) as usize;
-        self.file.read_exact(&mut self.buffer[..rows * 16])?;
         self.left -= rows as u64;
-        self.at = 0;
-        self.filled = rows * 16;
-        Ok(true)
-    }
-
-    /// The rows not yet read of the current block (16 bytes each), or None at the end.
-    fn next_chunk(&mut self) -> std::io::Result<Option<&[u8]>> {
-        if self.at == self.filled && !self.refill()? {
-            return Ok(None);
+        match &mut self.reader {
+            crate::output::SpillReader::Memory(bytes) => {
+                let (chunk, rest) = bytes
+                    .split_at_checked(rows * 16)
+                    .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+                *bytes = rest;
+                Ok(Some(chunk))
+            }
+            reader => {
+                self.buffer.resize(rows * 16, 0);
+                reader.read_exact(&mut self.buffer)?;
+                Ok(Some(&self.buffer))
+            }
         }
-        let start = self.at;
-        self.at = self.filled;
-        Ok(Some(&self.buffer[start..self.filled]))
-    }
-
-    /// The next row's score and tie key.
-    pub fn next_row(&mut self) -> std::io::Result<Option<(f64, u64)>> {
-        if self.at == self.filled && !self.refill()? {
-            return Ok(None);
-        }
-        let row = pair_of(&self.buffer[self.at..self.at + 16]);
-        self.at += 16;
-        Ok(Some(row))
     }
 }
 
-/// Scores and tie keys appended in input order to a file of little-endian (f64, u64) pairs.
+/// Bytes of scores and tie keys a spool holds in memory before it moves them to its file (few in
+/// tests, so that they spill).
+const SPOOL_MEMORY_BYTES: usize = if cfg!(test) { 1500 * 16 } else { 32 << 20 };
+
+/// Scores and tie keys appended in input order as little-endian (f64, u64) pairs: in memory
+/// while they are few, in a temporary file past that.
 pub struct ScoreSpool {
-    writer: BufWriter<std::fs::File>,
-    file: tempfile::NamedTempFile,
-    _registered: crate::output::Temporary,
+    pairs: crate::output::SpillBuffer,
     count: u64,
 }
 
 impl ScoreSpool {
     pub fn new_in(dir: &Path) -> std::io::Result<ScoreSpool> {
-        let (file, registered) = crate::output::temporary_file_in(dir, ".audience-ranks-")?;
-        let writer = BufWriter::with_capacity(1 << 20, file.reopen()?);
         Ok(ScoreSpool {
-            writer,
-            file,
-            _registered: registered,
+            pairs: crate::output::SpillBuffer::new_in(dir, ".audience-ranks-", SPOOL_MEMORY_BYTES)?,
             count: 0,
         })
     }
 
     pub fn push(&mut self, score: f64, tie: u64) -> std::io::Result<()> {
         self.count += 1;
-        self.writer.write_all(&score.to_le_bytes())?;
-        self.writer.write_all(&tie.to_le_bytes())
+        let mut pair = [0u8; 16];
+        pair[..8].copy_from_slice(&score.to_le_bytes());
+        pair[8..].copy_from_slice(&tie.to_le_bytes());
+        self.pairs.write_all(&pair)
     }
 
     pub fn len(&self) -> u64 {
@@ -136,14 +127,12 @@ impl ScoreSpool {
     }
 
     /// Every (score, tie key), in input order.
-    pub fn rows(&mut self) -> std::io::Result<SpoolRows> {
-        self.writer.flush()?;
+    pub fn rows(&mut self) -> std::io::Result<SpoolRows<'_>> {
+        let left = self.count;
         Ok(SpoolRows {
-            file: self.file.reopen()?,
-            buffer: vec![0u8; SPOOL_READ_ROWS * 16],
-            at: 0,
-            filled: 0,
-            left: self.count,
+            reader: self.pairs.reader()?,
+            buffer: Vec::new(),
+            left,
         })
     }
 
@@ -178,24 +167,57 @@ impl ScoreSpool {
     /// rows of the buckets before it, are exactly the rows of better score.
     fn select_sorted(&mut self, positions: &[u64]) -> std::io::Result<Vec<Cut>> {
         use rayon::prelude::*;
-        let mut keys = Vec::with_capacity(self.count as usize);
-        self.for_each_key(|key| keys.push(key))?;
+        // Each pass reads the spooled rows where they are, on every core; only the keys to be
+        // sorted are collected.
         let score_of = |key: u128| (key >> 64) as u64;
-        let (low, high) = keys.iter().fold((u64::MAX, 0), |(low, high), &key| {
-            (low.min(score_of(key)), high.max(score_of(key)))
-        });
+        let key_of = |pair: &[u8]| {
+            let (score, tie) = pair_of(pair);
+            full_key(score, tie)
+        };
+        let (mut low, mut high) = (u64::MAX, 0);
+        let mut rows = self.rows()?;
+        while let Some(chunk) = rows.next_chunk()? {
+            let (l, h) = chunk
+                .par_chunks_exact(16)
+                .fold(
+                    || (u64::MAX, 0),
+                    |(low, high), pair| {
+                        let score = score_of(key_of(pair));
+                        (low.min(score), high.max(score))
+                    },
+                )
+                .reduce(|| (u64::MAX, 0), |(a, b), (c, d)| (a.min(c), b.max(d)));
+            (low, high) = (low.min(l), high.max(h));
+        }
         let span = high.saturating_sub(low);
         let shift = (64 - span.leading_zeros()).saturating_sub(SELECT_BUCKET_BITS);
         let bucket_of = |key: u128| ((score_of(key) - low) >> shift) as usize;
-        let buckets = if keys.is_empty() {
+        let buckets = if self.count == 0 {
             0
         } else {
             (span >> shift) as usize + 1
         };
         // starts[b]: rows in the buckets before b.
         let mut starts = vec![0u64; buckets + 1];
-        for &key in &keys {
-            starts[bucket_of(key) + 1] += 1;
+        let mut rows = self.rows()?;
+        while let Some(chunk) = rows.next_chunk()? {
+            let counts = chunk
+                .par_chunks(16 << 14)
+                .map(|part| {
+                    let mut counts = vec![0u64; buckets + 1];
+                    for pair in part.chunks_exact(16) {
+                        counts[bucket_of(key_of(pair)) + 1] += 1;
+                    }
+                    counts
+                })
+                .reduce(
+                    || vec![0u64; buckets + 1],
+                    |mut a, b| {
+                        a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                        a
+                    },
+                );
+            starts.iter_mut().zip(counts).for_each(|(x, y)| *x += y);
         }
         for b in 0..buckets {
             starts[b + 1] += starts[b];
@@ -207,6 +229,11 @@ impl ScoreSpool {
         let held: u64 = wanted.iter().map(|&b| starts[b + 1] - starts[b]).sum();
         // The sorted rows of each wanted bucket, and where the bucket starts among all rows.
         let groups: Vec<(u64, Vec<u128>)> = if held > self.count / 4 {
+            let mut keys = Vec::with_capacity(self.count as usize);
+            let mut rows = self.rows()?;
+            while let Some(chunk) = rows.next_chunk()? {
+                keys.par_extend(chunk.par_chunks_exact(16).map(key_of));
+            }
             keys.par_sort_unstable();
             vec![(0, keys)]
         } else {
@@ -223,10 +250,13 @@ impl ScoreSpool {
                     )
                 })
                 .collect();
-            for &key in &keys {
-                let i = slot[bucket_of(key)];
-                if i != usize::MAX {
-                    groups[i].1.push(key);
+            let mut rows = self.rows()?;
+            while let Some(chunk) = rows.next_chunk()? {
+                for key in chunk.chunks_exact(16).map(key_of) {
+                    let i = slot[bucket_of(key)];
+                    if i != usize::MAX {
+                        groups[i].1.push(key);
+                    }
                 }
             }
             groups.par_iter_mut().for_each(|(_, g)| g.sort_unstable());
@@ -405,19 +435,10 @@ impl CutCounter {
     }
 
     /// The number of cuts whose position is <= this row's position. Call once per row, in input
-    /// order.
+    /// order (a row `passed_by_score` answers for may be left out: it changes nothing).
     pub fn passed(&mut self, score: f64, tie: u64) -> usize {
-        if self.cuts.is_empty() {
-            return 0;
-        }
-        // Most rows share their score with no cut: the cuts they have passed are then exactly
-        // those of a better score, and the tie key need not be looked at.
-        if !self.score_keys.is_empty() {
-            let mine = descending_key(score);
-            let better = self.score_keys.partition_point(|&k| k < mine);
-            if self.score_keys.get(better) != Some(&mine) {
-                return better;
-            }
+        if let Some(passed) = self.passed_by_score(score) {
+            return passed;
         }
         let key = full_key(score, tie);
         let mine = if self.bits == 0 {
@@ -439,6 +460,22 @@ impl CutCounter {
             self.equal_seen[first_equal] += 1;
         }
         passed
+    }
+
+    /// `passed` for a row whose score no cut has: then the cuts it has passed are exactly those
+    /// of a better score, and neither its tie key nor the rows before it matter, so rows can be
+    /// answered in any order (on every core). None when a cut has this score: the row needs
+    /// `passed`, in input order.
+    pub fn passed_by_score(&self, score: f64) -> Option<usize> {
+        if self.cuts.is_empty() {
+            return Some(0);
+        }
+        if self.score_keys.is_empty() {
+            return None;
+        }
+        let mine = descending_key(score);
+        let better = self.score_keys.partition_point(|&k| k < mine);
+        (self.score_keys.get(better) != Some(&mine)).then_some(better)
     }
 }
 
@@ -538,12 +575,33 @@ mod tests {
                 let starts = bin_starts(scores.len() as u64, bins);
                 assert_eq!(starts.len(), bins - 1);
                 let cuts = select(&mut spool, &starts).unwrap();
-                let mut counter = CutCounter::new(cuts);
+                let mut counter = CutCounter::new(cuts.clone());
                 for (r, &s) in scores.iter().enumerate() {
                     let bin = 1 + counter.passed(s, ties[r]);
                     let expected =
                         crate::metrics::bin_of_position(position[r] as usize, scores.len(), bins);
                     assert_eq!(bin, expected, "row {r}, score {s}");
+                }
+                // The rows the score alone places, answered out of order (last first), then
+                // the others in input order, as score's second pass does: the same bins.
+                let mut counter = CutCounter::new(cuts);
+                let by_score: Vec<Option<usize>> = scores
+                    .iter()
+                    .rev()
+                    .map(|&s| counter.passed_by_score(s))
+                    .collect();
+                let mut needed_ties = 0;
+                for (r, (&s, known)) in scores.iter().zip(by_score.iter().rev()).enumerate() {
+                    let passed = known.unwrap_or_else(|| {
+                        needed_ties += 1;
+                        counter.passed(s, ties[r])
+                    });
+                    let expected =
+                        crate::metrics::bin_of_position(position[r] as usize, scores.len(), bins);
+                    assert_eq!(1 + passed, expected, "row {r}, score {s}");
+                }
+                if tied_share > 0.1 {
+                    assert!(needed_ties > 0, "some rows share a cut's score");
                 }
             }
             // A top-N cut keeps exactly N rows, the best ones.
@@ -572,20 +630,25 @@ mod tests {
 
     #[test]
     fn spooled_rows_come_back_in_input_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut spool = ScoreSpool::new_in(dir.path()).unwrap();
-        let rows: Vec<(f64, u64)> = (0..2_345u64)
-            .map(|i| (1.0 / (i + 1) as f64, i * 31))
-            .collect();
-        for &(s, t) in &rows {
-            spool.push(s, t).unwrap();
+        // Held in memory, and moved to the file past the (test-sized) bound.
+        for n in [1_000u64, 2_345] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut spool = ScoreSpool::new_in(dir.path()).unwrap();
+            let rows: Vec<(f64, u64)> = (0..n).map(|i| (1.0 / (i + 1) as f64, i * 31)).collect();
+            for &(s, t) in &rows {
+                spool.push(s, t).unwrap();
+            }
+            assert_eq!(spool.pairs.spilled(), n * 16 > SPOOL_MEMORY_BYTES as u64);
+            // Read back twice: every pass sees every row.
+            for _ in 0..2 {
+                let mut back = Vec::new();
+                let mut read = spool.rows().unwrap();
+                while let Some(chunk) = read.next_chunk().unwrap() {
+                    back.extend(chunk.chunks_exact(16).map(pair_of));
+                }
+                assert_eq!(back, rows);
+            }
         }
-        let mut back = Vec::new();
-        let mut read = spool.rows().unwrap();
-        while let Some(row) = read.next_row().unwrap() {
-            back.push(row);
-        }
-        assert_eq!(back, rows);
     }
 
     #[test]

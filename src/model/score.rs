@@ -10,7 +10,7 @@
 //! input's size.
 
 use std::fmt::Write as _;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufRead, BufWriter, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -150,7 +150,7 @@ pub fn score_file_observed(
     output: &Path,
     options: &ScoreOptions,
     progress: &mut dyn FnMut(u64),
-    observe: &mut dyn FnMut(&str, f64),
+    observe: &mut (dyn FnMut(&str, f64) + Send),
 ) -> Result<ScoreSummary> {
     output::check_file_output(output, options.force, &output::Inputs::of([input]))?;
     let id_column = (!bundle.id.generated).then(|| bundle.id.column.clone());
@@ -167,8 +167,8 @@ pub fn score_file_observed(
     // Pass 1: the id and kept columns of each row to a staging file beside the output, its
     // score and tie key to the spool.
     let dir = output::parent_dir(output);
-    let (staging, _staging_registered) =
-        output::temporary_file_in(dir, ".audience-scores-").map_err(|e| Error::io(dir, e))?;
+    let mut staged = output::SpillBuffer::new_in(dir, ".audience-scores-", STAGED_MEMORY_BYTES)
+        .map_err(|e| Error::io(dir, e))?;
     let mut summary = ScoreSummary::default();
     let mut spool = ScoreSpool::new_in(dir).map_err(|e| Error::io(dir, e))?;
     // The text fields of each row: the id (unless generated), then the kept columns.
@@ -179,15 +179,14 @@ pub fn score_file_observed(
         .collect();
     let has_id = id_column.is_some();
     let mut generated_id = String::new();
-    let mut staged = BufWriter::with_capacity(1 << 20, staging.as_file());
     let read_staged = |source: &mut BlockSource,
-                       staged: &mut BufWriter<&std::fs::File>|
+                       staged: &mut output::SpillBuffer|
      -> Result<Option<StagedBlock>> {
         let Some(block) = source.next_block()? else {
             return Ok(None);
         };
         let ties = stage_block(staged, &block, has_id, options.tie_seed)
-            .map_err(|e| Error::io(staging.path(), e))?;
+            .map_err(|e| Error::io(staged.path(), e))?;
         Ok(Some((block, ties)))
     };
     // The trees are compiled beside the sampling, the opening of the input and the reading of
@@ -195,7 +194,7 @@ pub fn score_file_observed(
     let (_, opened) = rayon::join(
         || (options.engine == Engine::Native).then(|| bundle.compiled()),
         || -> Result<(BlockSource, Option<StagedBlock>)> {
-            let schema = crate::data::schema_for_numbers(&ctx, input, &load, &numeric)?;
+            let schema = crate::data::scoring_schema(&ctx, input, &load, &numeric)?;
             let mut missing = bundle.features.missing_columns(&schema);
             for c in id_column.iter().chain(&options.keep_columns) {
                 if schema.column_with_name(c).is_none() && !missing.contains(c) {
@@ -217,26 +216,35 @@ pub fn score_file_observed(
         },
     );
     let (mut source, mut current) = opened?;
-    let mut read_next = || read_staged(&mut source, &mut staged);
-    // The next block is read, encoded and staged as a task beside the trees of this one, so
-    // the pool's threads share both: none waits while another reads.
-    while let Some((block, ties)) = current {
-        let (scores, next) = rayon::join(
-            || predict_probabilities(bundle, &block.matrix, options.engine),
-            &mut read_next,
-        );
-        let scores = scores?;
-        summary.unseen.add(&block.unseen);
+    // Spools a scored block's scores and tie keys, and shows `observe` its rows.
+    let mut spool_block = |(block, ties, scores): (EncodedBlock, Vec<u64>, Vec<f64>)| {
         for (i, (&score, &tie)) in scores.iter().zip(&ties).enumerate() {
             observe(id_of(&block, i, has_id, &mut generated_id), score);
             spool.push(score, tie).map_err(|e| Error::io(dir, e))?;
         }
+        Ok::<_, Error>(())
+    };
+    // The next block is read, encoded and staged, and the last one's scores spooled, as a task
+    // beside the trees of this one, so the pool's threads share both: none waits while another
+    // reads, and no thread runs alone between blocks.
+    let mut scored = None;
+    while let Some((block, ties)) = current {
+        let (scores, (spooled, next)) = rayon::join(
+            || predict_probabilities(bundle, &block.matrix, options.engine),
+            || {
+                let spooled = scored.take().map_or(Ok(()), &mut spool_block);
+                (spooled, read_staged(&mut source, &mut staged))
+            },
+        );
+        spooled?;
+        let scores = scores?;
+        summary.unseen.add(&block.unseen);
         summary.rows_in += block.rows() as u64;
         progress(summary.rows_in);
+        scored = Some((block, ties, scores));
         current = next?;
     }
-    staged.flush().map_err(|e| Error::io(staging.path(), e))?;
-    drop(staged);
+    scored.map_or(Ok(()), spool_block)?;
 
     // Ranks: the score at each cut position (percentile and decile starts, the --top limit),
     // found in bounded memory; then each row only needs to know which cuts it lies past.
@@ -272,35 +280,49 @@ pub fn score_file_observed(
     ];
     header.extend(options.keep_columns.iter().cloned());
     let mut sink = OutputSink::create(output, &header, options.force)?;
-    let stage_error = |e| Error::io(staging.path(), e);
-    let mut staged = std::io::BufReader::with_capacity(
-        1 << 20,
-        std::fs::File::open(staging.path()).map_err(stage_error)?,
-    );
+    let staging_path = staged.path().to_path_buf();
+    let stage_error = |e| Error::io(&staging_path, e);
+    let mut staged = staged.reader().map_err(stage_error)?;
     let mut rows = spool.rows().map_err(|e| Error::io(dir, e))?;
-    // Ranks are found in order (a cut among equal scores counts the rows of that score it has
-    // passed); the rows are then written a block at a time, formatted on every core, while the
-    // next block's rows are read and ranked beside them.
+    // A block of rows at a time: their staged fields are read, and their ranks found on every
+    // core for the rows whose score alone places them (no cut has that score), then in input
+    // order for the rest (a cut among equal scores counts the rows of that score it has
+    // passed). The rows are written, formatted on every core, while the next block is read and
+    // ranked beside them.
     let fields_per_row = 1 + options.keep_columns.len();
     let mut fill = |block: &mut RowBlock| -> Result<bool> {
+        use rayon::prelude::*;
         block.clear();
-        while block.len() < WRITE_BLOCK_ROWS {
-            let Some((score, tie)) = rows.next_row().map_err(|e| Error::io(dir, e))? else {
-                return Ok(true);
-            };
-            let start = block.bytes.len();
-            for _ in 0..block.fields_per_row {
-                append_staged_field(&mut staged, &mut block.bytes).map_err(stage_error)?;
-                block.ends.push(block.bytes.len());
-            }
-            let percentile = 1 + percentiles.passed(score, tie) as u32;
-            let decile = 1 + deciles.passed(score, tie) as u32;
-            if beyond_limit.passed(score, tie) > 0 {
-                block.bytes.truncate(start);
-                block.ends.truncate(block.ends.len() - block.fields_per_row);
+        let Some(pairs) = rows.next_chunk().map_err(|e| Error::io(dir, e))? else {
+            return Ok(true);
+        };
+        for _ in 0..pairs.len() / 16 * block.fields_per_row {
+            append_staged_field(&mut staged, &mut block.bytes).map_err(stage_error)?;
+            block.ends.push(block.bytes.len());
+        }
+        let by_score: Vec<[Option<usize>; 3]> = pairs
+            .par_chunks_exact(16)
+            .map(|pair| {
+                let (score, _) = rank::pair_of(pair);
+                [
+                    percentiles.passed_by_score(score),
+                    deciles.passed_by_score(score),
+                    beyond_limit.passed_by_score(score),
+                ]
+            })
+            .collect();
+        for (row, (pair, [percentile, decile, beyond])) in
+            pairs.chunks_exact(16).zip(by_score).enumerate()
+        {
+            let (score, tie) = rank::pair_of(pair);
+            let percentile = percentile.unwrap_or_else(|| percentiles.passed(score, tie));
+            let decile = decile.unwrap_or_else(|| deciles.passed(score, tie));
+            if beyond.unwrap_or_else(|| beyond_limit.passed(score, tie)) > 0 {
                 continue;
             }
-            block.numbers.push((score, percentile, decile));
+            block
+                .written
+                .push((row, score, 1 + percentile as u32, 1 + decile as u32));
         }
         Ok(false)
     };
@@ -489,8 +511,21 @@ fn stage_field(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
     out.write_all(bytes)
 }
 
+/// Bytes of staged fields held in memory before they move to the staging file.
+const STAGED_MEMORY_BYTES: usize = 32 << 20;
+
 /// Reads the next staged field onto the end of `bytes`.
-fn append_staged_field(input: &mut impl Read, bytes: &mut Vec<u8>) -> std::io::Result<()> {
+fn append_staged_field(input: &mut impl BufRead, bytes: &mut Vec<u8>) -> std::io::Result<()> {
+    // Most fields lie whole in the reader's buffer: copied from there, without a read call.
+    let buffered = input.fill_buf()?;
+    if let Some((len, rest)) = buffered.split_first_chunk::<4>() {
+        let len = u32::from_le_bytes(*len) as usize;
+        if let Some(field) = rest.get(..len) {
+            bytes.extend_from_slice(field);
+            input.consume(4 + len);
+            return Ok(());
+        }
+    }
     let mut len = [0u8; 4];
     input.read_exact(&mut len)?;
     let start = bytes.len();
@@ -498,18 +533,15 @@ fn append_staged_field(input: &mut impl Read, bytes: &mut Vec<u8>) -> std::io::R
     input.read_exact(&mut bytes[start..])
 }
 
-/// Rows on their way to the output: running ranks are found one row after another, formatting
-/// (most of the writing's work) is shared out.
-const WRITE_BLOCK_ROWS: usize = 1 << 16;
-
-/// Output rows of pass 2: each one's staged fields (the id, then the kept columns) end to end
-/// in `bytes`, and its score, percentile and decile.
+/// Output rows of pass 2: the staged fields (the id, then the kept columns) of a block of rows
+/// end to end in `bytes`, and the rows to write with their score, percentile and decile.
 struct RowBlock {
     fields_per_row: usize,
     bytes: Vec<u8>,
     /// Where each field ends in `bytes`, `fields_per_row` to a row.
     ends: Vec<usize>,
-    numbers: Vec<(f64, u32, u32)>,
+    /// The rows kept, in order: (row in the block, score, percentile, decile).
+    written: Vec<(usize, f64, u32, u32)>,
 }
 
 impl RowBlock {
@@ -518,21 +550,22 @@ impl RowBlock {
             fields_per_row,
             bytes: Vec::new(),
             ends: Vec::new(),
-            numbers: Vec::new(),
+            written: Vec::new(),
         }
     }
 
     fn clear(&mut self) {
         self.bytes.clear();
         self.ends.clear();
-        self.numbers.clear();
+        self.written.clear();
     }
 
+    /// Rows to write.
     fn len(&self) -> usize {
-        self.numbers.len()
+        self.written.len()
     }
 
-    /// The staged fields of row `r`.
+    /// The staged fields of row `r` of the block.
     fn fields(&self, r: usize) -> impl Iterator<Item = &[u8]> {
         let ends = &self.ends[r * self.fields_per_row..(r + 1) * self.fields_per_row];
         let mut start = if r == 0 {
@@ -547,29 +580,49 @@ impl RowBlock {
         })
     }
 
-    /// Rows `rows` as CSV records, as `csv::Writer` writes them.
-    fn csv_records(
-        &self,
-        rows: std::ops::Range<usize>,
-    ) -> std::result::Result<Vec<u8>, csv::Error> {
-        let mut writer = csv::WriterBuilder::new()
-            .has_headers(false)
-            .from_writer(Vec::with_capacity(rows.len() * 48));
+    /// The rows to write numbered `rows` as CSV records, as `csv::Writer` writes them (fields
+    /// quoted only when they must be).
+    fn csv_records(&self, rows: std::ops::Range<usize>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(rows.len() * 48);
         let (mut score_text, mut int_text) = (ryu::Buffer::new(), itoa::Buffer::new());
         let mut fallback = String::new();
-        for r in rows {
-            let (score, percentile, decile) = self.numbers[r];
-            let mut fields = self.fields(r);
-            writer.write_field(fields.next().expect("the id is staged"))?;
-            writer.write_field(score_text_of(score, &mut score_text, &mut fallback))?;
-            writer.write_field(int_text.format(percentile))?;
-            writer.write_field(int_text.format(decile))?;
-            for value in fields {
-                writer.write_field(value)?;
+        for &(row, score, percentile, decile) in &self.written[rows] {
+            let mut fields = self.fields(row);
+            push_csv_field(&mut out, fields.next().expect("the id is staged"));
+            // Numbers never need quotes.
+            out.push(b',');
+            out.extend_from_slice(score_text_of(score, &mut score_text, &mut fallback).as_bytes());
+            for rank in [percentile, decile] {
+                out.push(b',');
+                out.extend_from_slice(int_text.format(rank).as_bytes());
             }
-            writer.write_record(None::<&[u8]>)?;
+            for value in fields {
+                out.push(b',');
+                push_csv_field(&mut out, value);
+            }
+            out.push(b'\n');
         }
-        writer.into_inner().map_err(|e| e.into_error().into())
+        out
+    }
+}
+
+/// Appends a field as `csv::Writer`'s defaults write it: in quotes, its quotes doubled, when
+/// it holds a comma, a quote or a line break; as it is otherwise.
+fn push_csv_field(out: &mut Vec<u8>, field: &[u8]) {
+    if field
+        .iter()
+        .any(|&b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
+    {
+        out.push(b'"');
+        for &b in field {
+            if b == b'"' {
+                out.push(b'"');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(field);
     }
 }
 
@@ -667,18 +720,19 @@ impl OutputSink {
         match self {
             OutputSink::Csv { file, writer } => {
                 use rayon::prelude::*;
-                let parts = rayon::current_num_threads().max(1);
-                let per_part = block.len().div_ceil(parts).max(1);
-                let starts: Vec<usize> = (0..block.len()).step_by(per_part).collect();
-                let records: Vec<Vec<u8>> = starts
-                    .par_iter()
-                    .map(|&start| block.csv_records(start..(start + per_part).min(block.len())))
-                    .collect::<std::result::Result<_, _>>()
-                    .map_err(|e| Error::io(file.target(), e.into()))?;
+                // Parts small enough for the threads to share them evenly beside the next
+                // block's reading and ranking.
+                const FORMAT_ROWS: usize = 4096;
+                let records: Vec<Vec<u8>> = (0..block.len())
+                    .into_par_iter()
+                    .step_by(FORMAT_ROWS)
+                    .map(|start| block.csv_records(start..(start + FORMAT_ROWS).min(block.len())))
+                    .collect();
                 let w = writer.as_mut().expect("open until finish");
                 for part in &records {
                     w.write_all(part).map_err(|e| Error::io(file.target(), e))?;
                 }
+                file.start_writeback();
                 Ok(())
             }
             OutputSink::Parquet { .. } => {
@@ -692,7 +746,8 @@ impl OutputSink {
         }
     }
 
-    /// Adds row `r` of `block` to the Parquet columns; returns how many rows they hold.
+    /// Adds the `r`th row to write of `block` to the Parquet columns; returns how many rows they
+    /// hold.
     fn push_parquet_row(&mut self, block: &RowBlock, r: usize) -> Result<usize> {
         let OutputSink::Parquet {
             file,
@@ -705,12 +760,12 @@ impl OutputSink {
         else {
             return Ok(0);
         };
-        for (column, value) in columns.iter_mut().zip(block.fields(r)) {
+        let (row, score, percentile, decile) = block.written[r];
+        for (column, value) in columns.iter_mut().zip(block.fields(row)) {
             let value = std::str::from_utf8(value)
                 .map_err(|_| Error::data(file.target(), "internal: a staged field is not UTF-8"))?;
             column.push(value.to_string());
         }
-        let (score, percentile, decile) = block.numbers[r];
         scores.push(score);
         percentiles.push(percentile);
         deciles.push(decile);
@@ -747,6 +802,7 @@ impl OutputSink {
                 .expect("open until finish")
                 .write(&batch)
                 .map_err(|e| Error::data(file.target(), e.to_string()))?;
+            file.start_writeback();
         }
         Ok(())
     }
@@ -778,8 +834,9 @@ impl OutputSink {
 
 #[cfg(test)]
 mod tests {
-    use super::{Keep, RowBlock, score_text_of};
+    use super::{Keep, RowBlock, append_staged_field, score_text_of, stage_field};
     use rand::{Rng, SeedableRng};
+    use std::io::Seek;
 
     #[test]
     fn scores_are_written_as_display_writes_them() {
@@ -818,35 +875,84 @@ mod tests {
 
     #[test]
     fn a_block_writes_the_records_csv_writes() {
-        let mut block = RowBlock::new(2);
-        let rows: [(&[u8], &[u8], f64); 4] = [
-            (b"7", b"plain", 0.25),
-            (b"a,b", b"say \"hi\"", 1e-9),
-            (b"", b"line\nbreak", 1.0),
-            (b"x", b"", 0.0),
-        ];
-        for (i, (id, kept, score)) in rows.iter().enumerate() {
-            block.bytes.extend_from_slice(id);
-            block.ends.push(block.bytes.len());
-            block.bytes.extend_from_slice(kept);
-            block.ends.push(block.bytes.len());
-            block.numbers.push((*score, i as u32 + 1, 10));
+        // Fields with every byte the quoting rule looks at (and some it must not), empty ones,
+        // and rows the block holds but does not write.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let alphabet: &[u8] = b"a7,\"\n\r\t #;'\\\xc3\xa9";
+        let mut field = || -> Vec<u8> {
+            let len = rng.random_range(0..6);
+            (0..len)
+                .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                .collect()
+        };
+        let mut block = RowBlock::new(3);
+        let mut rows: Vec<(Vec<Vec<u8>>, f64, u32, u32)> = Vec::new();
+        for row in 0..2000 {
+            for _ in 0..3 {
+                block.bytes.extend(field());
+                block.ends.push(block.bytes.len());
+            }
+            if row % 7 == 3 {
+                continue;
+            }
+            let score = [0.25, 1e-9, 1.0, 0.0, 0.1 + 0.2][row % 5];
+            let (percentile, decile) = (1 + (row % 100) as u32, 1 + (row % 10) as u32);
+            block.written.push((row, score, percentile, decile));
+            let fields = block.fields(row).map(<[u8]>::to_vec).collect();
+            rows.push((fields, score, percentile, decile));
         }
         let mut expected = csv::Writer::from_writer(Vec::new());
-        for (i, (id, kept, score)) in rows.iter().enumerate() {
-            let numbers = [score.to_string(), (i + 1).to_string(), "10".into()];
-            let record: Vec<&[u8]> = [*id]
+        for (fields, score, percentile, decile) in &rows {
+            let numbers = [
+                score.to_string(),
+                percentile.to_string(),
+                decile.to_string(),
+            ];
+            let record: Vec<&[u8]> = [fields[0].as_slice()]
                 .into_iter()
                 .chain(numbers.iter().map(|n| n.as_bytes()))
-                .chain([*kept])
+                .chain(fields[1..].iter().map(Vec::as_slice))
                 .collect();
             expected.write_record(record).unwrap();
         }
         let expected = expected.into_inner().unwrap();
-        assert_eq!(block.csv_records(0..4).unwrap(), expected);
-        let mut halves = block.csv_records(0..1).unwrap();
-        halves.extend(block.csv_records(1..4).unwrap());
-        assert_eq!(halves, expected);
+        assert_eq!(block.csv_records(0..block.len()), expected);
+        let mut parts = block.csv_records(0..1);
+        parts.extend(block.csv_records(1..1000));
+        parts.extend(block.csv_records(1000..block.len()));
+        assert_eq!(parts, expected);
+    }
+
+    #[test]
+    fn staged_fields_read_back_across_buffer_ends() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let fields: Vec<Vec<u8>> = (0..3000)
+            .map(|_| {
+                let len = if rng.random_range(0..50) == 0 {
+                    300
+                } else {
+                    rng.random_range(0..20)
+                };
+                (0..len).map(|_| rng.random::<u8>()).collect()
+            })
+            .collect();
+        let mut file = tempfile::tempfile().unwrap();
+        for f in &fields {
+            stage_field(&mut file, f).unwrap();
+        }
+        file.seek(std::io::SeekFrom::Start(0)).unwrap();
+        // A buffer smaller than some fields and not a multiple of any length.
+        let mut staged = std::io::BufReader::with_capacity(97, file);
+        let mut bytes = Vec::new();
+        for f in &fields {
+            let start = bytes.len();
+            append_staged_field(&mut staged, &mut bytes).unwrap();
+            assert_eq!(&bytes[start..], f.as_slice());
+        }
+        assert!(
+            append_staged_field(&mut staged, &mut bytes).is_err(),
+            "nothing is left"
+        );
     }
 
     #[test]
