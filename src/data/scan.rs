@@ -288,8 +288,8 @@ impl CsvEncoder {
     }
 }
 
-/// Records split at a time by `CsvEncoder::next_block`: their fields' positions (16 chosen
-/// columns of 8 bytes each) fit in a core's cache beside the bytes they point into.
+/// Records split at a time by `CsvEncoder::next_block`: their fields' positions (8 bytes per
+/// field read) stay in a core's cache, for files of a few dozen columns, until encoded.
 const SPLIT_ROWS: usize = 4096;
 
 /// A block being encoded: its rows' feature values (row-major), unseen categories per feature,

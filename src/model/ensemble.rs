@@ -245,7 +245,8 @@ impl TreeEnsemble {
         let mut bitsets = Vec::new();
         for result in parsed {
             let (mut tree, words) = result?;
-            // Each tree's bitset starts count from its own words: moved past the earlier trees'.
+            // A tree's bitsets were numbered from its own first word: moved past the earlier
+            // trees' words.
             let offset = bitsets.len();
             if u32::try_from(offset + words.len()).is_err() {
                 return err("the categorical bitsets hold more than 2^32 words");

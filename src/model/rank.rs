@@ -4,9 +4,10 @@
 //! ordered by their tie key (a seeded hash of the id, `metrics::tie_key`), and rows whose score and
 //! tie key are both equal (a 64-bit hash collision) in input order. Percentiles, deciles and
 //! `--top` only need to know, for each row, which of a few cut positions it lies past, so instead
-//! of holding every score we find the (score, tie key) at each cut position from a spool file,
-//! then stream the rows once more. Up to [`SORTED_SELECT_ROWS`] rows the spooled keys are sorted in
-//! memory; past that, the cuts are found by radix selection over the file (one byte of the 128-bit
+//! of holding every score we find the (score, tie key) at each cut position from a spool (held in
+//! memory while it is small, a file past that), then stream the rows once more. Up to
+//! [`SORTED_SELECT_ROWS`] rows the keys of the buckets the cuts fall in are sorted in memory;
+//! past that, the cuts are found by radix selection over the file (one byte of the 128-bit
 //! key per pass, a 256-bucket histogram per distinct prefix: eight passes for the score, and more
 //! over the tie key only while some cut's row shares its score with others), so memory stays
 //! bounded whatever the number of rows.
@@ -48,7 +49,8 @@ pub const SORTED_SELECT_ROWS: u64 = 1 << 22;
 /// `select_sorted` counts rows into up to 2^SELECT_BUCKET_BITS buckets of scores.
 const SELECT_BUCKET_BITS: u32 = 16;
 
-/// Rows read from a spool file at a time (few in tests, so that they cross block boundaries).
+/// Rows of a spool handed out at a time, a block of score's second pass (few in tests, so that
+/// they cross block boundaries).
 const SPOOL_READ_ROWS: usize = if cfg!(test) { 1000 } else { 1 << 16 };
 
 /// A spooled row's score and tie key from its 16 bytes.

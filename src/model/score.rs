@@ -4,10 +4,10 @@
 //! conversion), `percentile` and `decile` (1 = best; rank by score, equal scores ordered by a
 //! seeded hash of the id, `metrics::tie_key`), and any kept columns. Ranks need every score, so
 //! the first pass streams the input, scores it, stages each row's id and kept columns (as bytes,
-//! length first) in a temporary file and its score and tie key in a spool; the cut positions'
-//! scores are then selected from the spool (`rank`), and the second pass reads the staged rows
-//! beside the spool into the output with the ranks added. Memory stays bounded whatever the
-//! input's size.
+//! length first) and its score and tie key in a spool, both in memory up to a bound and in a
+//! temporary file beside the output past it; the cut positions' scores are then selected from
+//! the spool (`rank`), and the second pass reads the staged rows beside the spool into the
+//! output with the ranks added. Memory stays bounded whatever the input's size.
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufWriter, Write};
@@ -164,8 +164,8 @@ pub fn score_file_observed(
     // trees are compiled beside the sampling.
     let numeric = bundle.features.numeric_columns();
 
-    // Pass 1: the id and kept columns of each row to a staging file beside the output, its
-    // score and tie key to the spool.
+    // Pass 1: the id and kept columns of each row to the staging buffer, its score and tie key
+    // to the spool.
     let dir = output::parent_dir(output);
     let mut staged = output::SpillBuffer::new_in(dir, ".audience-scores-", STAGED_MEMORY_BYTES)
         .map_err(|e| Error::io(dir, e))?;
