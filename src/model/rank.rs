@@ -42,6 +42,12 @@ fn full_key(score: f64, tie: u64) -> u128 {
     (u128::from(descending_key(score)) << 64) | u128::from(tie)
 }
 
+/// The full sort key of a spooled row's 16 bytes.
+fn key_of(pair: &[u8]) -> u128 {
+    let (score, tie) = pair_of(pair);
+    full_key(score, tie)
+}
+
 /// Rows whose keys `ScoreSpool::select` sorts in memory (16 bytes each) rather than selecting
 /// them by passes over the spool file.
 pub const SORTED_SELECT_ROWS: u64 = 1 << 22;
@@ -138,16 +144,18 @@ impl ScoreSpool {
         })
     }
 
-    /// Every full key, in input order.
-    fn for_each_key(&mut self, mut f: impl FnMut(u128)) -> std::io::Result<()> {
+    /// Every block of spooled rows (16 bytes each), in input order.
+    fn for_each_chunk(&mut self, mut f: impl FnMut(&[u8])) -> std::io::Result<()> {
         let mut rows = self.rows()?;
         while let Some(chunk) = rows.next_chunk()? {
-            for pair in chunk.chunks_exact(16) {
-                let (score, tie) = pair_of(pair);
-                f(full_key(score, tie));
-            }
+            f(chunk);
         }
         Ok(())
+    }
+
+    /// Every full key, in input order.
+    fn for_each_key(&mut self, mut f: impl FnMut(u128)) -> std::io::Result<()> {
+        self.for_each_chunk(|chunk| chunk.chunks_exact(16).map(key_of).for_each(&mut f))
     }
 
     /// For each position (0-based, best first, below `len()`), the row there: as much of its
@@ -172,13 +180,8 @@ impl ScoreSpool {
         // Each pass reads the spooled rows where they are, on every core; only the keys to be
         // sorted are collected.
         let score_of = |key: u128| (key >> 64) as u64;
-        let key_of = |pair: &[u8]| {
-            let (score, tie) = pair_of(pair);
-            full_key(score, tie)
-        };
         let (mut low, mut high) = (u64::MAX, 0);
-        let mut rows = self.rows()?;
-        while let Some(chunk) = rows.next_chunk()? {
+        self.for_each_chunk(|chunk| {
             let (l, h) = chunk
                 .par_chunks_exact(16)
                 .fold(
@@ -190,7 +193,7 @@ impl ScoreSpool {
                 )
                 .reduce(|| (u64::MAX, 0), |(a, b), (c, d)| (a.min(c), b.max(d)));
             (low, high) = (low.min(l), high.max(h));
-        }
+        })?;
         let span = high.saturating_sub(low);
         let shift = (64 - span.leading_zeros()).saturating_sub(SELECT_BUCKET_BITS);
         let bucket_of = |key: u128| ((score_of(key) - low) >> shift) as usize;
@@ -201,8 +204,7 @@ impl ScoreSpool {
         };
         // starts[b]: rows in the buckets before b.
         let mut starts = vec![0u64; buckets + 1];
-        let mut rows = self.rows()?;
-        while let Some(chunk) = rows.next_chunk()? {
+        self.for_each_chunk(|chunk| {
             let counts = chunk
                 .par_chunks(16 << 14)
                 .map(|part| {
@@ -220,7 +222,7 @@ impl ScoreSpool {
                     },
                 );
             starts.iter_mut().zip(counts).for_each(|(x, y)| *x += y);
-        }
+        })?;
         for b in 0..buckets {
             starts[b + 1] += starts[b];
         }
@@ -232,10 +234,7 @@ impl ScoreSpool {
         // The sorted rows of each wanted bucket, and where the bucket starts among all rows.
         let groups: Vec<(u64, Vec<u128>)> = if held > self.count / 4 {
             let mut keys = Vec::with_capacity(self.count as usize);
-            let mut rows = self.rows()?;
-            while let Some(chunk) = rows.next_chunk()? {
-                keys.par_extend(chunk.par_chunks_exact(16).map(key_of));
-            }
+            self.for_each_chunk(|chunk| keys.par_extend(chunk.par_chunks_exact(16).map(key_of)))?;
             keys.par_sort_unstable();
             vec![(0, keys)]
         } else {
@@ -252,15 +251,12 @@ impl ScoreSpool {
                     )
                 })
                 .collect();
-            let mut rows = self.rows()?;
-            while let Some(chunk) = rows.next_chunk()? {
-                for key in chunk.chunks_exact(16).map(key_of) {
-                    let i = slot[bucket_of(key)];
-                    if i != usize::MAX {
-                        groups[i].1.push(key);
-                    }
+            self.for_each_key(|key| {
+                let i = slot[bucket_of(key)];
+                if i != usize::MAX {
+                    groups[i].1.push(key);
                 }
-            }
+            })?;
             groups.par_iter_mut().for_each(|(_, g)| g.sort_unstable());
             groups
         };
