@@ -133,38 +133,40 @@ fn resample_differences(
     seed: u64,
     method: Method,
 ) -> Vec<Vec<Option<f64>>> {
-    let leaf_positions = match method {
+    let top_down = match method {
         Method::RowByRow => None,
-        Method::TopDown { leaf_positions } => Some(leaf_positions),
-        Method::Cheaper => top_down_is_cheaper(ranking, positions).then_some(split::LEAF_POSITIONS),
+        Method::TopDown { leaf_positions } => {
+            split::Cells::of(positions, split::MAX_CELLS).map(|cells| (cells, leaf_positions))
+        }
+        Method::Cheaper => split::Cells::of(positions, split::MAX_CELLS).and_then(|cells| {
+            let leaf_positions = split::leaf_positions_for(positions.label_at.len(), cells.len());
+            top_down_is_cheaper(positions, cells.len(), leaf_positions)
+                .then_some((cells, leaf_positions))
+        }),
     };
-    let cells = leaf_positions.and_then(|_| split::Cells::of(positions, split::MAX_CELLS));
-    match (leaf_positions, cells) {
-        (Some(leaf_positions), Some(cells)) => {
+    match top_down {
+        Some((cells, leaf_positions)) => {
             let tree = split::SplitTree::new(ranking, positions, cells, leaf_positions);
             (0..resamples)
                 .into_par_iter()
                 .map_init(|| tree.scratch(), |s, b| tree.resample(s, seed, b as u64))
                 .collect()
         }
-        _ => flat_differences(ranking, positions, resamples, seed),
+        None => flat_differences(ranking, positions, resamples, seed),
     }
 }
 
 /// Whether drawing from the top down should cost less than drawing every row. Estimated, in
 /// nanoseconds a resample on this class of machine: a binomial draw costs about 60, a row drawn
-/// and counted about 8, a member summed about 2, a position placed in a leaf about 10. The cell
-/// count is bounded by 2^(rules + 1) and by |E|; a bound is enough for the choice.
-fn top_down_is_cheaper(ranking: &Ranking, positions: &RankPositions) -> bool {
-    let n = positions.label_at.len() as f64;
+/// and counted about 8, a member summed about 2, a position placed in a leaf about 10.
+fn top_down_is_cheaper(positions: &RankPositions, cells: usize, leaf_positions: usize) -> bool {
+    let n = positions.label_at.len();
     let rules = positions.members.len() as f64;
-    let cells = 2f64.powf(rules + 1.0).min(n).min(split::MAX_CELLS as f64);
-    let leaves = (ranking.len() / split::LEAF_POSITIONS).max(1);
-    let levels = split::SplitTree::depth(leaves) as f64;
+    let levels = split::SplitTree::depth(n / leaf_positions) as f64;
     let top_down =
-        60.0 * cells * (1.0 + rules * levels) + 10.0 * rules * 2.0 * split::LEAF_POSITIONS as f64;
+        60.0 * cells as f64 * (1.0 + rules * levels) + 10.0 * rules * 2.0 * leaf_positions as f64;
     let members: usize = positions.members.iter().map(Vec::len).sum();
-    let row_by_row = 8.0 * n + 2.0 * members as f64;
+    let row_by_row = 8.0 * n as f64 + 2.0 * members as f64;
     top_down < row_by_row
 }
 
@@ -636,6 +638,72 @@ mod tests {
             .collect();
         let worst = exact.largest_error(&short);
         assert!(worst > 2.0 * EXACT_TOLERANCE, "off by only {worst}");
+    }
+
+    #[test]
+    fn many_rules_on_a_large_set_keep_the_tree_small_and_agree_with_row_by_row() {
+        // 100,000 rows, scores in 1,000 steps (ties everywhere), eight rules of about half the
+        // rows each: 512 cells.
+        let n = 100_000;
+        let hash = |i: usize, salt: u64| crate::data::splitmix64(i as u64 ^ (salt << 40));
+        let scores: Vec<f64> = (0..n)
+            .map(|i| (hash(i, 1) % 1000) as f64 / 1000.0)
+            .collect();
+        let labels: Vec<u8> = (0..n)
+            .map(|i| u8::from(hash(i, 2) % 1000 < 50 + (scores[i] * 100.0) as u64))
+            .collect();
+        let keys: Vec<u64> = (0..n as u64).collect();
+        let ranking = Ranking::new(&scores, &keys);
+        let rules: Vec<Vec<usize>> = (0..8)
+            .map(|r| (0..n).filter(|&i| hash(i, 10 + r) % 2 == 0).collect())
+            .collect();
+        let rows: Vec<&[usize]> = rules.iter().map(Vec::as_slice).collect();
+        let positions = RankPositions::new(&ranking, &labels, &rows);
+        let cells = split::Cells::of(&positions, split::MAX_CELLS).unwrap();
+        assert_eq!(cells.len(), 512);
+        let leaf = split::leaf_positions_for(n, cells.len());
+        // Larger sets with as many cells get larger leaves, so that the nodes stay as few.
+        assert_eq!(
+            split::leaf_positions_for(3_000_000, 32),
+            split::LEAF_POSITIONS
+        );
+        assert_eq!(split::leaf_positions_for(3_000_000, 1024), 5860);
+        let tree = split::SplitTree::new(&ranking, &positions, cells, leaf);
+        assert!(
+            tree.node_counts() <= 1 << 20,
+            "{} counts",
+            tree.node_counts()
+        );
+        // Mean and spread of each rule's differences, drawn both ways.
+        const RESAMPLES: usize = 400;
+        let summary = |method| {
+            let drawn = resample_differences(&ranking, &positions, RESAMPLES, 3, method);
+            (0..rules.len())
+                .map(|i| {
+                    let d: Vec<f64> = drawn.iter().map(|d| d[i].unwrap()).collect();
+                    let mean = d.iter().sum::<f64>() / RESAMPLES as f64;
+                    let var =
+                        d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (RESAMPLES - 1) as f64;
+                    (mean, var.sqrt())
+                })
+                .collect::<Vec<_>>()
+        };
+        let by_row = summary(Method::RowByRow);
+        let top_down = summary(Method::TopDown {
+            leaf_positions: leaf,
+        });
+        for (i, ((m1, s1), (m2, s2))) in by_row.iter().zip(&top_down).enumerate() {
+            // Means 4.5 standard errors of their difference apart at most; spreads within 25%.
+            let se = (s1 * s1 / RESAMPLES as f64 + s2 * s2 / RESAMPLES as f64).sqrt();
+            assert!(
+                (m1 - m2).abs() < 4.5 * se,
+                "rule {i}: means {m1} and {m2}, se {se}"
+            );
+            assert!(
+                (s1 / s2 - 1.0).abs() < 0.25,
+                "rule {i}: spreads {s1} and {s2}"
+            );
+        }
     }
 
     #[test]

@@ -32,6 +32,15 @@ pub(super) const LEAF_POSITIONS: usize = 512;
 /// More cells than this and the row-by-row method is used (every node holds a count per cell).
 pub(super) const MAX_CELLS: usize = 1024;
 
+/// Counts per cell over all nodes a tree may hold (a thread's resample state is 8 bytes each).
+const MAX_NODE_COUNTS: usize = 1 << 20;
+
+/// The leaf size for `rows` positions in `cells` cells: `LEAF_POSITIONS`, or larger where the
+/// nodes' counts would pass `MAX_NODE_COUNTS` (about 2 · rows / leaf nodes, a count per cell).
+pub(super) fn leaf_positions_for(rows: usize, cells: usize) -> usize {
+    LEAF_POSITIONS.max((2 * rows * cells).div_ceil(MAX_NODE_COUNTS))
+}
+
 /// Which rules hold each position, and its label, as a cell number per position.
 pub(super) struct Cells {
     /// The cell of each rank position.
@@ -250,6 +259,12 @@ impl<'a> SplitTree<'a> {
         }
         self.nodes[id].children = Some((left, right));
         id as u32
+    }
+
+    /// How many per-cell counts the nodes hold.
+    #[cfg(test)]
+    pub(super) fn node_counts(&self) -> usize {
+        self.held.len()
     }
 
     /// Levels from the root to the deepest leaf.
