@@ -15,6 +15,8 @@ import time
 
 here = os.path.dirname(os.path.abspath(__file__))
 repo = os.path.dirname(here)
+# For `cargo bench` when no bench binary is given: the work folder is not inside the repository.
+CARGO_TOML = os.path.join(repo, "Cargo.toml")
 p = argparse.ArgumentParser()
 p.add_argument("audience")
 p.add_argument("python")
@@ -106,7 +108,7 @@ if run("a"):
 # (b) Tree evaluation alone.
 if run("b"):
     log("(b) tree evaluation alone")
-    evaluate = [args.evaluate_bin] if args.evaluate_bin else ["cargo", "bench", "--quiet", "--bench", "evaluate", "--"]
+    evaluate = [args.evaluate_bin] if args.evaluate_bin else ["cargo", "bench", "--quiet", "--manifest-path", CARGO_TOML, "--bench", "evaluate", "--"]
     ours = json.loads(measure([*evaluate, model, candidates, str(args.repeats)])[2].strip().splitlines()[-1])
     theirs = json.loads(measure([PY, os.path.join(here, "python/lleaves_eval.py"), model_txt, cache, candidates, str(args.repeats)])[2].strip().splitlines()[-1])
     results["tree_evaluation"] = {**ours, **theirs}
@@ -127,7 +129,7 @@ if run("c"):
 rule_files = sorted(os.path.join(here, "rules", f) for f in os.listdir(os.path.join(here, "rules")))
 if args.rules_bin != "skip" and run("d"):
     log("(d) rules")
-    rules = [args.rules_bin] if args.rules_bin else ["cargo", "bench", "--quiet", "--bench", "rules", "--"]
+    rules = [args.rules_bin] if args.rules_bin else ["cargo", "bench", "--quiet", "--manifest-path", CARGO_TOML, "--bench", "rules", "--"]
     r_ours = measure([*rules, rules_table, "customer_id", *rule_files])
     r_duck = measure([PY, os.path.join(here, "python/duckdb_rules.py"), rules_table, "customer_id", *rule_files])
     results["rules"] = {
