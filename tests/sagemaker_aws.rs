@@ -142,6 +142,14 @@ fn training_job_uploads_polls_downloads_and_unpacks() {
         .stdout(predicates::str::contains(
             "model artifacts: s3://audience-test/runs/bank-1/output/model.tar.gz",
         ));
+    // A name only part of an existing job's is no job: SageMaker's refusal is checked against
+    // the job list by exact name.
+    emulator
+        .audience(dir)
+        .args(["sagemaker", "status", "bank"])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("no training job named \"bank\""));
 }
 
 #[test]

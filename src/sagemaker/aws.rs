@@ -157,33 +157,19 @@ where
     aws_error(what, err)
 }
 
-/// Whether an error is SageMaker's answer for an unknown job (a ValidationException that the
-/// SDK does not model for Describe calls).
-fn is_missing<E: ProvideErrorMetadata, R>(err: &aws_sdk_sagemaker::error::SdkError<E, R>) -> bool {
+/// Whether an error may be SageMaker's answer for an unknown job: a ValidationException (which
+/// the SDK does not model for Describe calls) or ResourceNotFound. SageMaker also answers other
+/// faults with a ValidationException, so the caller asks the job list before saying the job does
+/// not exist; nothing here reads the message text, which is the service's and may change.
+fn may_be_missing<E: ProvideErrorMetadata, R>(
+    err: &aws_sdk_sagemaker::error::SdkError<E, R>,
+) -> bool {
     err.as_service_error().is_some_and(|e| {
         matches!(
             e.code(),
             Some("ValidationException") | Some("ResourceNotFound")
-        ) && e
-            .message()
-            .is_some_and(|m| m.contains("Could not find") || m.contains("not found"))
+        )
     })
-}
-
-/// A Describe call's error: an unknown job is named as such, anything else as `aws_error` says.
-fn describe_error<E>(
-    kind: &str,
-    name: &str,
-    err: aws_sdk_sagemaker::error::SdkError<E, aws_sdk_sagemaker::config::http::HttpResponse>,
-) -> Error
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    if is_missing(&err) {
-        Error::Aws(format!("no {kind} job named {name:?}"))
-    } else {
-        aws_error(&format!("describing {kind} job {name}"), err)
-    }
 }
 
 /// Polls `describe` every `interval` until the job ends; `on_change` hears each new `key` of the
@@ -530,6 +516,30 @@ impl Aws {
         })
     }
 
+    /// Whether the job list, filtered by name, holds no training job named `name` exactly (a
+    /// list that cannot be read says it may exist).
+    async fn training_job_absent(&self, name: &str) -> bool {
+        let mut pages = self
+            .sagemaker
+            .list_training_jobs()
+            .name_contains(name)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let Ok(page) = page else {
+                return false;
+            };
+            if page
+                .training_job_summaries()
+                .iter()
+                .any(|j| j.training_job_name() == Some(name))
+            {
+                return false;
+            }
+        }
+        true
+    }
+
     pub fn describe_training_job(&self, name: &str) -> Result<TrainingStatus> {
         crate::data::runtime().block_on(async {
             let d = self
@@ -538,7 +548,16 @@ impl Aws {
                 .training_job_name(name)
                 .send()
                 .await
-                .map_err(|e| describe_error("training", name, e))?;
+                .map_err(|e| (may_be_missing(&e), e));
+            let d = match d {
+                Ok(d) => d,
+                Err((true, _)) if self.training_job_absent(name).await => {
+                    return Err(Error::Aws(format!("no training job named {name:?}")));
+                }
+                Err((_, e)) => {
+                    return Err(aws_error(&format!("describing training job {name}"), e));
+                }
+            };
             Ok(TrainingStatus {
                 status: d
                     .training_job_status()
@@ -677,6 +696,29 @@ impl Aws {
         })
     }
 
+    /// Whether the job list, filtered by name, holds no transform job named `name` exactly.
+    async fn transform_job_absent(&self, name: &str) -> bool {
+        let mut pages = self
+            .sagemaker
+            .list_transform_jobs()
+            .name_contains(name)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let Ok(page) = page else {
+                return false;
+            };
+            if page
+                .transform_job_summaries()
+                .iter()
+                .any(|j| j.transform_job_name() == Some(name))
+            {
+                return false;
+            }
+        }
+        true
+    }
+
     pub fn describe_transform_job(&self, name: &str) -> Result<TransformStatus> {
         crate::data::runtime().block_on(async {
             let d = self
@@ -685,7 +727,16 @@ impl Aws {
                 .transform_job_name(name)
                 .send()
                 .await
-                .map_err(|e| describe_error("transform", name, e))?;
+                .map_err(|e| (may_be_missing(&e), e));
+            let d = match d {
+                Ok(d) => d,
+                Err((true, _)) if self.transform_job_absent(name).await => {
+                    return Err(Error::Aws(format!("no transform job named {name:?}")));
+                }
+                Err((_, e)) => {
+                    return Err(aws_error(&format!("describing transform job {name}"), e));
+                }
+            };
             Ok(TransformStatus {
                 status: d
                     .transform_job_status()
