@@ -172,6 +172,18 @@ fn may_be_missing<E: ProvideErrorMetadata, R>(
     })
 }
 
+/// Whether a job list, read a page at a time by `next_page` (None after the last; each page
+/// Some(whether it holds the job), or None when it could not be read), holds no such job. A list
+/// that cannot be read says the job may exist, so the caller reports the error it had.
+async fn none_listed(mut next_page: impl AsyncFnMut() -> Option<Option<bool>>) -> bool {
+    while let Some(page) = next_page().await {
+        if page != Some(false) {
+            return false;
+        }
+    }
+    true
+}
+
 /// Polls `describe` every `interval` until the job ends; `on_change` hears each new `key` of the
 /// status and the time since waiting began.
 fn poll_until_finished<S, K: PartialEq>(
@@ -516,28 +528,19 @@ impl Aws {
         })
     }
 
-    /// Whether the job list, filtered by name, holds no training job named `name` exactly (a
-    /// list that cannot be read says it may exist).
+    /// Whether the job list, filtered by name, holds no training job named `name` exactly.
     async fn training_job_absent(&self, name: &str) -> bool {
-        let mut pages = self
-            .sagemaker
-            .list_training_jobs()
-            .name_contains(name)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let Ok(page) = page else {
-                return false;
-            };
-            if page
-                .training_job_summaries()
-                .iter()
-                .any(|j| j.training_job_name() == Some(name))
-            {
-                return false;
-            }
-        }
-        true
+        let request = self.sagemaker.list_training_jobs().name_contains(name);
+        let mut pages = request.into_paginator().send();
+        none_listed(async || {
+            let page = pages.next().await?;
+            Some(page.ok().map(|page| {
+                page.training_job_summaries()
+                    .iter()
+                    .any(|j| j.training_job_name() == Some(name))
+            }))
+        })
+        .await
     }
 
     pub fn describe_training_job(&self, name: &str) -> Result<TrainingStatus> {
@@ -698,25 +701,17 @@ impl Aws {
 
     /// Whether the job list, filtered by name, holds no transform job named `name` exactly.
     async fn transform_job_absent(&self, name: &str) -> bool {
-        let mut pages = self
-            .sagemaker
-            .list_transform_jobs()
-            .name_contains(name)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let Ok(page) = page else {
-                return false;
-            };
-            if page
-                .transform_job_summaries()
-                .iter()
-                .any(|j| j.transform_job_name() == Some(name))
-            {
-                return false;
-            }
-        }
-        true
+        let request = self.sagemaker.list_transform_jobs().name_contains(name);
+        let mut pages = request.into_paginator().send();
+        none_listed(async || {
+            let page = pages.next().await?;
+            Some(page.ok().map(|page| {
+                page.transform_job_summaries()
+                    .iter()
+                    .any(|j| j.transform_job_name() == Some(name))
+            }))
+        })
+        .await
     }
 
     pub fn describe_transform_job(&self, name: &str) -> Result<TransformStatus> {
