@@ -3,7 +3,8 @@
 //! A resample's figures are functions of how often each rank position is drawn, and that vector
 //! of copies is multinomial: |E| draws, each position equally likely. The row-by-row method
 //! (`super::flat_differences`) makes all |E| draws; this one draws only the sums the figures
-//! read, and draws each from exactly the distribution it has under the row-by-row method.
+//! read, each from the distribution it has under the row-by-row method (as exactly as
+//! rand_distr's binomial sampler draws).
 //!
 //! Positions are sorted into *cells* by what the figures need of them: the label, and which
 //! rules hold them. A rule's size and conversions in a resample are then sums of cell counts,
@@ -438,7 +439,7 @@ impl<'a> SplitTree<'a> {
     }
 }
 
-/// A draw from Binomial(`n`, `part` / `whole`), 0 < part < whole.
+/// A draw from Binomial(`n`, `part` / `whole`), part <= whole and whole > 0.
 fn binomial(stream: &mut Stream, n: u64, part: u64, whole: u64) -> u64 {
     if n == 0 {
         return 0;
