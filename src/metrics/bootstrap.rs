@@ -455,10 +455,14 @@ mod tests {
     /// counted (6,435 vectors of copies, each with its multinomial probability), so each method
     /// is held to the exact distribution of what it reports.
     fn small_set() -> (Ranking, RankPositions) {
-        let scores = [0.9, 0.8, 0.8, 0.8, 0.5, 0.4, 0.4, 0.1];
+        small_set_scored(&[0.9, 0.8, 0.8, 0.8, 0.5, 0.4, 0.4, 0.1])
+    }
+
+    /// The small set's rows, labels and rules with other scores.
+    fn small_set_scored(scores: &[f64; 8]) -> (Ranking, RankPositions) {
         let labels = [1, 0, 1, 1, 0, 1, 0, 0];
         let keys: Vec<u64> = (0..8).collect();
-        let ranking = Ranking::new(&scores, &keys);
+        let ranking = Ranking::new(scores, &keys);
         let rules: [&[usize]; 2] = [&[0, 2, 5, 7], &[1, 2, 3, 6]];
         let positions = RankPositions::new(&ranking, &labels, &rules);
         (ranking, positions)
@@ -485,7 +489,7 @@ mod tests {
         go(&mut Vec::new(), n as u32, n, visit);
     }
 
-    /// The exact distribution of the small set's two differences, as the probabilities of
+    /// The exact distribution of a small set's two differences, as the probabilities of
     /// events: each rule's difference at most v (None below everything) for every value v it
     /// takes, and both at most a pair of values (the joint distribution).
     struct ExactEvents {
@@ -498,16 +502,15 @@ mod tests {
             d.unwrap_or(f64::NEG_INFINITY)
         }
 
-        fn of_small_set() -> ExactEvents {
-            let (ranking, positions) = small_set();
+        fn of(ranking: &Ranking, positions: &RankPositions) -> ExactEvents {
             let mut exact: Vec<([Option<f64>; 2], f64)> = Vec::new();
             let mut rows = vec![0; ranking.groups() + 1];
             let mut conversions = vec![0; ranking.groups() + 1];
             let mut total = 0.0;
             every_resample(8, &mut |copies, p| {
                 let d = differences_from_copies(
-                    &ranking,
-                    &positions,
+                    ranking,
+                    positions,
                     copies,
                     &mut rows,
                     &mut conversions,
@@ -576,7 +579,7 @@ mod tests {
     #[test]
     fn both_methods_draw_the_exact_distribution_of_the_differences() {
         let (ranking, positions) = small_set();
-        let exact = ExactEvents::of_small_set();
+        let exact = ExactEvents::of(&ranking, &positions);
         for method in [
             Method::RowByRow,
             Method::TopDown { leaf_positions: 1 },
@@ -611,12 +614,38 @@ mod tests {
         );
     }
 
+    /// Few groups, each larger than a leaf (as a one-tree model gives): every leaf is one group,
+    /// and with one group the root is the only leaf.
+    #[test]
+    fn large_groups_of_equal_scores_draw_the_exact_distribution() {
+        for scores in [[0.5; 8], [0.9, 0.9, 0.9, 0.9, 0.9, 0.1, 0.1, 0.1]] {
+            let (ranking, positions) = small_set_scored(&scores);
+            let exact = ExactEvents::of(&ranking, &positions);
+            for method in [
+                Method::RowByRow,
+                Method::TopDown { leaf_positions: 1 },
+                Method::TopDown { leaf_positions: 2 },
+            ] {
+                let drawn: Vec<[Option<f64>; 2]> =
+                    resample_differences(&ranking, &positions, EXACT_RESAMPLES, 13, method)
+                        .iter()
+                        .map(|d| [d[0], d[1]])
+                        .collect();
+                let worst = exact.largest_error(&drawn);
+                assert!(
+                    worst < EXACT_TOLERANCE,
+                    "{scores:?}, {method:?}: an event's frequency is off by {worst}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn a_wrong_distribution_fails_the_exact_check() {
         // The check above must be able to fail: resamples one row short (7 draws of the 8
         // positions) are far off it.
         let (ranking, positions) = small_set();
-        let exact = ExactEvents::of_small_set();
+        let exact = ExactEvents::of(&ranking, &positions);
         let mut rows = vec![0; ranking.groups() + 1];
         let mut conversions = vec![0; ranking.groups() + 1];
         let mut stream = Stream::new(3, 0);
