@@ -558,6 +558,23 @@ mod tests {
             p
         }
 
+        /// The largest difference between an event's frequency among `EXACT_RESAMPLES`
+        /// resamples drawn by `method` (from `seed`) and its probability.
+        fn error_of(
+            &self,
+            ranking: &Ranking,
+            positions: &RankPositions,
+            method: Method,
+            seed: u64,
+        ) -> f64 {
+            let drawn: Vec<[Option<f64>; 2]> =
+                resample_differences(ranking, positions, EXACT_RESAMPLES, seed, method)
+                    .iter()
+                    .map(|d| [d[0], d[1]])
+                    .collect();
+            self.largest_error(&drawn)
+        }
+
         /// The largest difference between an event's frequency among `draws` and its
         /// probability.
         fn largest_error(&self, draws: &[[Option<f64>; 2]]) -> f64 {
@@ -587,12 +604,7 @@ mod tests {
             Method::TopDown { leaf_positions: 4 },
             Method::TopDown { leaf_positions: 64 },
         ] {
-            let drawn: Vec<[Option<f64>; 2]> =
-                resample_differences(&ranking, &positions, EXACT_RESAMPLES, 11, method)
-                    .iter()
-                    .map(|d| [d[0], d[1]])
-                    .collect();
-            let worst = exact.largest_error(&drawn);
+            let worst = exact.error_of(&ranking, &positions, method, 11);
             eprintln!("{method:?}: largest difference from the exact distribution {worst:.5}");
             assert!(
                 worst < EXACT_TOLERANCE,
@@ -626,12 +638,7 @@ mod tests {
                 Method::TopDown { leaf_positions: 1 },
                 Method::TopDown { leaf_positions: 2 },
             ] {
-                let drawn: Vec<[Option<f64>; 2]> =
-                    resample_differences(&ranking, &positions, EXACT_RESAMPLES, 13, method)
-                        .iter()
-                        .map(|d| [d[0], d[1]])
-                        .collect();
-                let worst = exact.largest_error(&drawn);
+                let worst = exact.error_of(&ranking, &positions, method, 13);
                 assert!(
                     worst < EXACT_TOLERANCE,
                     "{scores:?}, {method:?}: an event's frequency is off by {worst}"
