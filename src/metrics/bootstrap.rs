@@ -23,6 +23,8 @@
 //! Resamples run on every core, each from its own random stream (seed, resample number), so
 //! results do not depend on the number of threads.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use crate::data::splitmix64;
@@ -229,17 +231,16 @@ fn differences_from_copies(
     group_conversions: &mut [u64],
 ) -> Vec<Option<f64>> {
     let label_at = &positions.label_at;
-    // Prefix sums over the groups, in rank order: entry g is the total over groups before g.
-    let (mut rows, mut conversions) = (0u64, 0u64);
-    for g in 0..ranking.groups() {
-        for p in ranking.group(g) {
-            let c = u64::from(copies[p]);
-            rows += c;
-            conversions += c * u64::from(label_at[p]);
-        }
-        group_rows[g + 1] = rows;
-        group_conversions[g + 1] = conversions;
-    }
+    group_rows[0] = 0;
+    group_conversions[0] = 0;
+    group_prefix_sums(
+        ranking,
+        label_at,
+        0..ranking.groups(),
+        |p| copies[p],
+        group_rows,
+        group_conversions,
+    );
     positions
         .members
         .iter()
@@ -364,8 +365,32 @@ fn draw_copies(
     }
 }
 
+/// Prefix sums of the copies and conversions over `groups` in rank order: entry 0 of `rows` and
+/// `conversions` holds the totals before the first of them, entry i + 1 the totals through its
+/// i-th group (`copies_at` gives a rank position's copies).
+fn group_prefix_sums(
+    ranking: &Ranking,
+    label_at: &[u8],
+    groups: Range<usize>,
+    copies_at: impl Fn(usize) -> u32,
+    rows: &mut [u64],
+    conversions: &mut [u64],
+) {
+    let (mut total_rows, mut total_conversions) = (rows[0], conversions[0]);
+    for (i, g) in groups.enumerate() {
+        for p in ranking.group(g) {
+            let c = u64::from(copies_at(p));
+            total_rows += c;
+            total_conversions += c * u64::from(label_at[p]);
+        }
+        rows[i + 1] = total_rows;
+        conversions[i + 1] = total_conversions;
+    }
+}
+
 /// Expected conversions among the top `k` rows, given prefix sums over the rank-ordered groups
-/// of rows and conversions (entry g: the total over groups before g; `k` at most the total).
+/// of rows and conversions (entry g: the total over groups before g; `k` above entry 0 and at
+/// most the last).
 fn top_conversions(prefix_rows: &[u64], prefix_conversions: &[u64], k: u64) -> f64 {
     // The first group boundary at or past k.
     let end = prefix_rows.partition_point(|&rows| rows < k);

@@ -24,7 +24,7 @@ use std::ops::Range;
 use rand_distr::{Binomial, Distribution};
 
 use super::super::ranking::Ranking;
-use super::{RankPositions, Stream};
+use super::{RankPositions, Stream, group_prefix_sums, top_conversions};
 
 /// Positions a leaf is filled to, in whole groups of equal scores (a group larger than this is a
 /// leaf of its own): placing a leaf's copies costs about this many draws.
@@ -165,8 +165,10 @@ pub(super) struct Scratch {
     drawn: Vec<u64>,
     /// The resample being drawn, plus one (0: none yet).
     epoch: u64,
-    /// Leaves placed in this resample: the leaf, and its groups' copies and conversions.
-    placed: Vec<(u32, Vec<(u64, u64)>)>,
+    /// Leaves placed in this resample: the leaf, and the prefix sums of copies and of
+    /// conversions over its groups, from the totals before it (as `super::top_conversions`
+    /// reads them).
+    placed: Vec<(u32, Vec<u64>, Vec<u64>)>,
     /// Copies per position of the leaf being placed.
     copies: Vec<u32>,
 }
@@ -352,14 +354,7 @@ impl<'a> SplitTree<'a> {
                 }
                 s.drawn[node] = s.epoch;
             }
-            let (mut left_rows, mut left_conversions) = (0u64, 0u64);
-            for c in 0..k {
-                let count = s.counts[left * k + c];
-                left_rows += count;
-                if self.cells.positive[c] {
-                    left_conversions += count;
-                }
-            }
+            let (left_rows, left_conversions) = self.totals(&s.counts[left * k..(left + 1) * k]);
             if rows + left_rows >= n {
                 node = left;
             } else {
@@ -368,49 +363,47 @@ impl<'a> SplitTree<'a> {
                 node = right;
             }
         }
-        let leaf = self.nodes[node].leaf;
-        let groups = self.place(s, stream, node, leaf);
-        // The first group whose end reaches n holds the cut (one is reached: the leaf holds at
-        // least n − rows copies).
-        for &(group_rows, group_conversions) in groups {
-            if rows + group_rows >= n {
-                if rows + group_rows == n {
-                    return (conversions + group_conversions) as f64;
-                }
-                return conversions as f64
-                    + (n - rows) as f64 * group_conversions as f64 / group_rows as f64;
-            }
-            rows += group_rows;
-            conversions += group_conversions;
-        }
-        conversions as f64
+        // The copies before the leaf are `rows`, whichever rule walks down to it.
+        let (prefix_rows, prefix_conversions) = self.place(s, stream, node, (rows, conversions));
+        top_conversions(prefix_rows, prefix_conversions, n)
     }
 
-    /// The copies and conversions of each group of `leaf` in this resample, placed once.
+    /// The resample's copies and conversions over `counts`, a node's count per cell.
+    fn totals(&self, counts: &[u64]) -> (u64, u64) {
+        let (mut rows, mut conversions) = (0u64, 0u64);
+        for (&count, &positive) in counts.iter().zip(&self.cells.positive) {
+            rows += count;
+            if positive {
+                conversions += count;
+            }
+        }
+        (rows, conversions)
+    }
+
+    /// The prefix sums of copies and conversions over the groups of leaf node `node`, from
+    /// `before` (the totals before the leaf), placed once per resample.
     fn place<'s>(
         &self,
         s: &'s mut Scratch,
         stream: &mut Stream,
         node: usize,
-        leaf: u32,
-    ) -> &'s [(u64, u64)] {
+        before: (u64, u64),
+    ) -> (&'s [u64], &'s [u64]) {
         let k = self.cells.len();
-        let at = match s.placed.iter().position(|(l, _)| *l == leaf) {
+        let leaf = self.nodes[node].leaf;
+        let at = match s.placed.iter().position(|(l, ..)| *l == leaf) {
             Some(at) => at,
             None => {
                 let l = &self.leaves[leaf as usize];
                 let counts = &s.counts[node * k..(node + 1) * k];
-                let mut groups = Vec::with_capacity(l.groups.len());
+                let mut rows = vec![0u64; l.groups.len() + 1];
+                let mut conversions = vec![0u64; l.groups.len() + 1];
+                (rows[0], conversions[0]) = before;
                 if l.groups.len() == 1 {
                     // One group: its copies are the leaf's, wherever they fall in it.
-                    let (mut rows, mut conversions) = (0u64, 0u64);
-                    for (c, &count) in counts.iter().enumerate() {
-                        rows += count;
-                        if self.cells.positive[c] {
-                            conversions += count;
-                        }
-                    }
-                    groups.push((rows, conversions));
+                    let (group_rows, group_conversions) = self.totals(counts);
+                    rows[1] = before.0 + group_rows;
+                    conversions[1] = before.1 + group_conversions;
                 } else {
                     let copies = &mut s.copies[..l.positions.len()];
                     copies.fill(0);
@@ -421,21 +414,22 @@ impl<'a> SplitTree<'a> {
                             copies[p - l.positions.start] += 1;
                         }
                     }
-                    for g in l.groups.clone() {
-                        let (mut rows, mut conversions) = (0u64, 0u64);
-                        for p in self.ranking.group(g) {
-                            let c = u64::from(copies[p - l.positions.start]);
-                            rows += c;
-                            conversions += c * u64::from(self.label_at[p]);
-                        }
-                        groups.push((rows, conversions));
-                    }
+                    let copies = &*copies;
+                    group_prefix_sums(
+                        self.ranking,
+                        self.label_at,
+                        l.groups.clone(),
+                        |p| copies[p - l.positions.start],
+                        &mut rows,
+                        &mut conversions,
+                    );
                 }
-                s.placed.push((leaf, groups));
+                s.placed.push((leaf, rows, conversions));
                 s.placed.len() - 1
             }
         };
-        &s.placed[at].1
+        let (_, rows, conversions) = &s.placed[at];
+        (rows, conversions)
     }
 }
 
