@@ -43,6 +43,7 @@ use cranelift_module::{Linkage, Module, ModuleReloc, default_libcall_names};
 use rayon::prelude::*;
 
 use super::{CATEGORICAL, DEFAULT_LEFT, MISSING_NAN, MISSING_ZERO, Tree, TreeEnsemble};
+use crate::metrics::order_key;
 
 /// Trees per compiled function. Few: a block of rows runs through one function's trees before
 /// the next function, so the branch predictor sees the same ~150 split sites thousands of times
@@ -121,14 +122,6 @@ impl Key {
             }
         }
     }
-}
-
-/// An integer that orders as `x` does (for numbers; -0 and +0 are equal, as in a float compare).
-fn order_key(x: f64) -> i64 {
-    // Adding +0 turns -0 into +0, so the two get one key.
-    let bits = (x + 0.0).to_bits() as i64;
-    // Negative floats order backwards by their bits: flip all but the sign bit.
-    bits ^ (((bits >> 63) as u64) >> 1) as i64
 }
 
 /// A compiled ensemble: the JIT module (the code) and the bitsets it reads through addresses
