@@ -16,7 +16,9 @@
 use rayon::prelude::*;
 
 mod jit;
+mod ranked;
 pub use jit::CompiledTrees;
+pub use ranked::RankedRows;
 
 use crate::data::encode::Matrix;
 
@@ -492,36 +494,55 @@ impl TreeEnsemble {
         out: &mut [f64],
         compiled: Option<&CompiledTrees>,
     ) {
-        // The C API's dense path drops |x| <= kZeroThreshold (keeping NaN): those read as 0
-        // (-0.0 included, so it becomes +0.0 here too).
-        let clean: Vec<f64> = rows
-            .iter()
-            .map(|&x| if x.abs() <= ZERO_THRESHOLD { 0.0 } else { x })
-            .collect();
         let mut raw = vec![0.0f64; out.len()];
-        let rows = out.len();
-        match compiled {
-            Some(code) => code.accumulate(&clean, cols, &mut raw),
-            None => {
-                for tree in &self.trees {
-                    let mut start = 0;
-                    while start + LANES <= rows {
-                        self.walk::<LANES>(tree, &clean, cols, start, &mut raw);
-                        start += LANES;
-                    }
-                    while start < rows {
-                        self.walk::<1>(tree, &clean, cols, start, &mut raw);
-                        start += 1;
-                    }
-                }
-            }
-        }
+        self.accumulate_block(rows, cols, &mut raw, compiled);
         let Transform::Sigmoid(s) = self.transform;
         for (o, mut r) in out.iter_mut().zip(raw) {
             if self.average_output {
                 r /= self.iterations as f64;
             }
             *o = 1.0 / (1.0 + (-s * r).exp());
+        }
+    }
+
+    /// Adds the leaf values of `rows` (row-major, `cols` values each) to `raw`, tree by tree.
+    fn accumulate_block(
+        &self,
+        rows: &[f64],
+        cols: usize,
+        raw: &mut [f64],
+        compiled: Option<&CompiledTrees>,
+    ) {
+        // The C API's dense path drops |x| <= kZeroThreshold (keeping NaN): those read as 0
+        // (-0.0 included, so it becomes +0.0 here too). Most blocks hold none, and are read as
+        // they are.
+        let needs_zeroing = |x: f64| x.abs() <= ZERO_THRESHOLD && x.to_bits() != 0;
+        let zeroed: Vec<f64>;
+        let rows = if rows.iter().any(|&x| needs_zeroing(x)) {
+            zeroed = rows
+                .iter()
+                .map(|&x| if needs_zeroing(x) { 0.0 } else { x })
+                .collect();
+            &zeroed[..]
+        } else {
+            rows
+        };
+        let count = raw.len();
+        match compiled {
+            Some(code) => code.accumulate(rows, cols, raw),
+            None => {
+                for tree in &self.trees {
+                    let mut start = 0;
+                    while start + LANES <= count {
+                        self.walk::<LANES>(tree, rows, cols, start, raw);
+                        start += LANES;
+                    }
+                    while start < count {
+                        self.walk::<1>(tree, rows, cols, start, raw);
+                        start += 1;
+                    }
+                }
+            }
         }
     }
 
@@ -936,7 +957,7 @@ pandas_categorical:[[\"a\", \"b\", \"c\", \"d\"]]
     }
 
     #[test]
-    fn compiled_code_agrees_with_the_walker_for_every_missing_type() {
+    fn compiled_code_and_ranked_rows_agree_with_the_walker_for_every_missing_type() {
         let xs = [
             f64::NAN,
             0.0,
@@ -1009,6 +1030,19 @@ pandas_categorical:[[\"a\", \"b\", \"c\", \"d\"]]
                     let m = TreeEnsemble::parse(&text).unwrap();
                     assert_eq!(m.num_trees(), 5);
                     let walked = m.predict(&matrix);
+                    // The same sums over the rows coded as ranks.
+                    let mut raw = vec![0.0; matrix.rows];
+                    m.add_raw_scores(&RankedRows::new(&matrix).unwrap(), &mut raw);
+                    let Transform::Sigmoid(s) = m.transform;
+                    for (row, (w, r)) in walked.iter().zip(&raw).enumerate() {
+                        let p = 1.0 / (1.0 + (-s * r).exp());
+                        assert_eq!(
+                            w.to_bits(),
+                            p.to_bits(),
+                            "ranked: bitset {words}, tree 0 decision {tree0} threshold {threshold}, tree 3 {tree3}, row {row}: {:?}",
+                            &matrix.values[row * 2..row * 2 + 2]
+                        );
+                    }
                     // Branching everywhere, branchless below the root, branchless throughout;
                     // numerical splits as keys in registers (24), as floats with the codes in
                     // registers (1), as floats with each code loaded where it is used (0).

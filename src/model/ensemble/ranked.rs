@@ -1,0 +1,257 @@
+//! Rows coded as ranks, for adding one tree after another to their running scores.
+//!
+//! Early stopping adds each new tree's leaf values to the early-stopping rows' scores, once a
+//! round. Walking the rows' floats costs a few unpredictable branches per split (missing values,
+//! zeros, categories). Here each column's distinct values are sorted once and every value becomes
+//! its rank, so a numerical split is `rank < cut`, where `cut` counts the column's distinct values
+//! at or below the threshold: the same decision as `value <= threshold`, since the values at or
+//! below a threshold are a prefix of the sorted values (for a NaN threshold, none). The two values
+//! a split may send another way, NaN and zero (missing types), get what the float walk gives
+//! them, worked out once per split; a categorical split becomes a bitset over the ranks, each bit
+//! the float walk's decision for that rank's value. So the sums are the float walk's, bit for
+//! bit, and `predict`'s before its sigmoid.
+
+use rayon::prelude::*;
+
+use super::{CATEGORICAL, Tree, TreeEnsemble, ZERO_THRESHOLD, goes_left_numerical};
+use crate::data::encode::Matrix;
+use crate::metrics::order_key;
+
+/// The code of NaN, which has no rank.
+const NAN_CODE: u32 = u32::MAX;
+/// A code no value has (ranks stay below the row count, which `RankedRows::new` bounds).
+const NO_CODE: u32 = u32::MAX - 1;
+/// Rows per parallel task.
+const BLOCK_ROWS: usize = 4096;
+/// Rows walked through one tree side by side.
+const LANES: usize = 8;
+
+/// A matrix's rows with every value replaced by its rank among its column's distinct values.
+pub struct RankedRows {
+    /// Row-major codes, `rows × cols`.
+    codes: Vec<u32>,
+    rows: usize,
+    cols: usize,
+    /// Each column's distinct values, ascending, as the C API reads them (|x| <= kZeroThreshold
+    /// as 0, -0 as 0).
+    values: Vec<Vec<f64>>,
+}
+
+/// A value as LightGBM's dense-matrix path reads it.
+fn as_read(x: f64) -> f64 {
+    if x.abs() <= ZERO_THRESHOLD { 0.0 } else { x }
+}
+
+impl RankedRows {
+    /// Codes `matrix`, a column at a time on every core. None past `u32::MAX - 2` rows (more
+    /// than LightGBM trains on).
+    pub fn new(matrix: &Matrix) -> Option<RankedRows> {
+        if matrix.rows >= NO_CODE as usize {
+            return None;
+        }
+        let (rows, cols) = (matrix.rows, matrix.cols);
+        let columns: Vec<(Vec<f64>, Vec<u32>)> = (0..cols)
+            .into_par_iter()
+            .map(|j| {
+                let value = |r: usize| as_read(matrix.values[r * cols + j]);
+                let mut keyed: Vec<(i64, u32)> = (0..rows)
+                    .filter(|&r| !value(r).is_nan())
+                    .map(|r| (order_key(value(r)), r as u32))
+                    .collect();
+                keyed.sort_unstable();
+                let mut values = Vec::new();
+                let mut codes = vec![NAN_CODE; rows];
+                let mut last = None;
+                for (key, r) in keyed {
+                    if last != Some(key) {
+                        values.push(value(r as usize));
+                        last = Some(key);
+                    }
+                    codes[r as usize] = values.len() as u32 - 1;
+                }
+                (values, codes)
+            })
+            .collect();
+        let mut codes = vec![0u32; rows * cols];
+        codes
+            .par_chunks_mut(cols.max(1) * BLOCK_ROWS)
+            .enumerate()
+            .for_each(|(block, out)| {
+                let start = block * BLOCK_ROWS;
+                for (i, row) in out.chunks_mut(cols).enumerate() {
+                    for (j, code) in row.iter_mut().enumerate() {
+                        *code = columns[j].1[start + i];
+                    }
+                }
+            });
+        let values = columns.into_iter().map(|(values, _)| values).collect();
+        Some(RankedRows {
+            codes,
+            rows,
+            cols,
+            values,
+        })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+}
+
+/// A node's split, restated over one column's codes.
+#[derive(Debug, Clone, Copy)]
+struct CodedSplit {
+    feature: u32,
+    /// Numerical: codes below `cut` go left (except NaN and zero, below).
+    cut: u32,
+    /// The code of 0.0 in the column (NO_CODE when it has none) and where 0.0 goes.
+    zero_code: u32,
+    zero_left: bool,
+    nan_left: bool,
+    /// Categorical: the bitset over codes starts at this word of the tree's bits.
+    categorical: Option<u32>,
+    /// Node indexes of the children (a leaf's are itself).
+    left: u32,
+    right: u32,
+}
+
+/// A tree restated over a `RankedRows`' codes.
+struct CodedTree {
+    splits: Vec<CodedSplit>,
+    bits: Vec<u64>,
+}
+
+impl TreeEnsemble {
+    /// Adds each row's raw score, the sum of every tree's leaf value in tree order (before
+    /// averaging and the sigmoid), to `raw`, in parallel over blocks of rows. Adding the trees of
+    /// one round at a time gives, bit for bit, what all rounds at once give: the sums run in the
+    /// same order.
+    pub fn add_raw_scores(&self, rows: &RankedRows, raw: &mut [f64]) {
+        assert_eq!(rows.cols, self.num_features(), "one column per feature");
+        assert_eq!(raw.len(), rows.rows, "one score per row");
+        let coded: Vec<CodedTree> = self.trees.iter().map(|t| self.code_tree(t, rows)).collect();
+        raw.par_chunks_mut(BLOCK_ROWS)
+            .enumerate()
+            .for_each(|(block, raw)| {
+                let first = block * BLOCK_ROWS;
+                for (tree, code) in self.trees.iter().zip(&coded) {
+                    let mut start = 0;
+                    while start + LANES <= raw.len() {
+                        walk_coded::<LANES>(tree, code, rows, first, start, raw);
+                        start += LANES;
+                    }
+                    while start < raw.len() {
+                        walk_coded::<1>(tree, code, rows, first, start, raw);
+                        start += 1;
+                    }
+                }
+            });
+    }
+
+    fn code_tree(&self, tree: &Tree, rows: &RankedRows) -> CodedTree {
+        let mut bits = Vec::new();
+        let splits = tree
+            .nodes
+            .iter()
+            .map(|n| {
+                let values = &rows.values[n.feature as usize];
+                let zero_code = values
+                    .binary_search_by(|v| v.total_cmp(&0.0))
+                    .map_or(NO_CODE, |c| c as u32);
+                let categorical = (n.decision & CATEGORICAL != 0).then(|| {
+                    let start = bits.len();
+                    bits.resize(start + values.len().div_ceil(64), 0u64);
+                    for (c, &v) in values.iter().enumerate() {
+                        if self.goes_left_categorical(n, v) {
+                            bits[start + c / 64] |= 1 << (c % 64);
+                        }
+                    }
+                    start as u32
+                });
+                CodedSplit {
+                    feature: n.feature,
+                    cut: values.partition_point(|&v| v <= n.threshold) as u32,
+                    zero_code,
+                    zero_left: goes_left_numerical(n, 0.0),
+                    nan_left: goes_left_numerical(n, f64::NAN),
+                    categorical,
+                    left: n.left as u32,
+                    right: n.right as u32,
+                }
+            })
+            .collect();
+        CodedTree { splits, bits }
+    }
+}
+
+/// Walks rows `first + start..first + start + N` through `tree` together and adds their leaf
+/// values to `raw[start..]`.
+#[inline(always)]
+fn walk_coded<const N: usize>(
+    tree: &Tree,
+    code: &CodedTree,
+    rows: &RankedRows,
+    first: usize,
+    start: usize,
+    raw: &mut [f64],
+) {
+    let mut at = [0usize; N];
+    for _ in 0..tree.depth {
+        // Unbalanced (leaf-wise) trees: stop once every lane has reached a leaf.
+        if at.iter().all(|&node| node >= tree.internal) {
+            break;
+        }
+        for (k, node) in at.iter_mut().enumerate() {
+            let s = &code.splits[*node];
+            let c = rows.codes[(first + start + k) * rows.cols + s.feature as usize];
+            let left = match s.categorical {
+                Some(word) => {
+                    c != NAN_CODE
+                        && (code.bits[word as usize + c as usize / 64] >> (c % 64)) & 1 == 1
+                }
+                None if c == NAN_CODE => s.nan_left,
+                None if c == s.zero_code => s.zero_left,
+                None => c < s.cut,
+            };
+            *node = if left { s.left } else { s.right } as usize;
+        }
+    }
+    for (k, node) in at.iter().enumerate() {
+        raw[start + k] += tree.leaves[node - tree.internal];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_ranks_with_near_zeros_as_zero_and_nan_apart() {
+        let matrix = Matrix {
+            values: vec![
+                2.5,
+                1.0, //
+                f64::NAN,
+                1.0, //
+                -0.0,
+                3.0, //
+                1e-36,
+                1.0, //
+                -7.0,
+                f64::NAN, //
+                2.5,
+                0.0,
+            ],
+            rows: 6,
+            cols: 2,
+        };
+        let ranked = RankedRows::new(&matrix).unwrap();
+        assert_eq!(ranked.values[0], [-7.0, 0.0, 2.5]);
+        assert_eq!(ranked.values[1], [0.0, 1.0, 3.0]);
+        assert_eq!(
+            ranked.codes,
+            [2, 1, NAN_CODE, 1, 1, 2, 1, 1, 0, NAN_CODE, 2, 0]
+        );
+        assert!(ranked.values[0][1].is_sign_positive());
+    }
+}
