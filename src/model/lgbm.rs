@@ -228,13 +228,25 @@ impl Booster {
 
     /// The model in LightGBM's text format, keeping the first `iterations` rounds (0 = all).
     pub fn model_text(&self, iterations: usize) -> Result<String> {
-        let num_iteration = as_i32(iterations, "iterations")?;
+        self.text_of_rounds(0, iterations)
+    }
+
+    /// The model text of round `round` (0-based) alone: its tree is numbered 0 and holds the
+    /// same leaf values as in the whole model (the first tree's include the initial score).
+    pub fn round_text(&self, round: usize) -> Result<String> {
+        self.text_of_rounds(round, 1)
+    }
+
+    /// `count` rounds from `start` (`count` 0: all the rest) in LightGBM's text format.
+    fn text_of_rounds(&self, start: usize, count: usize) -> Result<String> {
+        let start_iteration = as_i32(start, "iterations")?;
+        let num_iteration = as_i32(count, "iterations")?;
         let mut length: i64 = 0;
         // SAFETY: a zero-length probe writes only the needed length.
         check(unsafe {
             sys::LGBM_BoosterSaveModelToString(
                 self.handle,
-                0,
+                start_iteration,
                 num_iteration,
                 IMPORTANCE_SPLIT,
                 0,
@@ -247,7 +259,7 @@ impl Booster {
         check(unsafe {
             sys::LGBM_BoosterSaveModelToString(
                 self.handle,
-                0,
+                start_iteration,
                 num_iteration,
                 IMPORTANCE_SPLIT,
                 buffer.len() as i64,
