@@ -527,55 +527,21 @@ impl TreeEnsemble {
         } else {
             rows
         };
-        let count = raw.len();
         match compiled {
             Some(code) => code.accumulate(rows, cols, raw),
             None => {
                 for tree in &self.trees {
-                    let mut start = 0;
-                    while start + LANES <= count {
-                        self.walk::<LANES>(tree, rows, cols, start, raw);
-                        start += LANES;
-                    }
-                    while start < count {
-                        self.walk::<1>(tree, rows, cols, start, raw);
-                        start += 1;
-                    }
+                    walk_rows(tree, raw, |node, r| {
+                        let n = &tree.nodes[node];
+                        let x = rows[r * cols + n.feature as usize];
+                        if n.decision & CATEGORICAL != 0 {
+                            self.goes_left_categorical(n, x)
+                        } else {
+                            goes_left_numerical(n, x)
+                        }
+                    });
                 }
             }
-        }
-    }
-
-    /// Walks rows `start..start + N` through `tree` together and adds their leaf values, in
-    /// tree order, to `raw`.
-    #[inline(always)]
-    fn walk<const N: usize>(
-        &self,
-        tree: &Tree,
-        rows: &[f64],
-        cols: usize,
-        start: usize,
-        raw: &mut [f64],
-    ) {
-        let mut at = [0usize; N];
-        for _ in 0..tree.depth {
-            // Unbalanced (leaf-wise) trees: stop once every lane has reached a leaf.
-            if at.iter().all(|&node| node >= tree.internal) {
-                break;
-            }
-            for (k, node) in at.iter_mut().enumerate() {
-                let n = &tree.nodes[*node];
-                let x = rows[(start + k) * cols + n.feature as usize];
-                let left = if n.decision & CATEGORICAL != 0 {
-                    self.goes_left_categorical(n, x)
-                } else {
-                    goes_left_numerical(n, x)
-                };
-                *node = if left { n.left } else { n.right } as usize;
-            }
-        }
-        for (k, node) in at.iter().enumerate() {
-            raw[start + k] += tree.leaves[node - tree.internal];
         }
     }
 
@@ -595,6 +561,50 @@ impl TreeEnsemble {
             return false;
         }
         (self.bitsets[n.cat_start as usize + word] >> (code % 32)) & 1 == 1
+    }
+}
+
+/// Walks every row of `raw` through `tree`, `goes_left(node, row)` deciding each split, and adds
+/// each row's leaf value to `raw[row]`: LANES rows at a time side by side (independent paths keep
+/// the core busy while each waits for its next node).
+#[inline(always)]
+fn walk_rows(tree: &Tree, raw: &mut [f64], goes_left: impl Fn(usize, usize) -> bool) {
+    let mut start = 0;
+    while start + LANES <= raw.len() {
+        walk_lanes::<LANES>(tree, &mut raw[start..start + LANES], |node, k| {
+            goes_left(node, start + k)
+        });
+        start += LANES;
+    }
+    while start < raw.len() {
+        walk_lanes::<1>(tree, &mut raw[start..start + 1], |node, _| {
+            goes_left(node, start)
+        });
+        start += 1;
+    }
+}
+
+/// Walks N rows through `tree` together, `goes_left(node, lane)` deciding each split, and adds
+/// each row's leaf value to `raw[lane]`.
+#[inline(always)]
+fn walk_lanes<const N: usize>(
+    tree: &Tree,
+    raw: &mut [f64],
+    goes_left: impl Fn(usize, usize) -> bool,
+) {
+    let mut at = [0usize; N];
+    for _ in 0..tree.depth {
+        // Unbalanced (leaf-wise) trees: stop once every lane has reached a leaf.
+        if at.iter().all(|&node| node >= tree.internal) {
+            break;
+        }
+        for (k, node) in at.iter_mut().enumerate() {
+            let n = &tree.nodes[*node];
+            *node = if goes_left(*node, k) { n.left } else { n.right } as usize;
+        }
+    }
+    for (k, node) in at.iter().enumerate() {
+        raw[k] += tree.leaves[node - tree.internal];
     }
 }
 

@@ -13,7 +13,7 @@
 
 use rayon::prelude::*;
 
-use super::{CATEGORICAL, Tree, TreeEnsemble, ZERO_THRESHOLD, goes_left_numerical};
+use super::{CATEGORICAL, Tree, TreeEnsemble, ZERO_THRESHOLD, goes_left_numerical, walk_rows};
 use crate::data::encode::Matrix;
 use crate::metrics::order_key;
 
@@ -23,8 +23,6 @@ const NAN_CODE: u32 = u32::MAX;
 const NO_CODE: u32 = u32::MAX - 1;
 /// Rows per parallel task.
 const BLOCK_ROWS: usize = 4096;
-/// Rows walked through one tree side by side.
-const LANES: usize = 8;
 
 /// A matrix's rows with every value replaced by its rank among its column's distinct values.
 pub struct RankedRows {
@@ -110,9 +108,6 @@ struct CodedSplit {
     nan_left: bool,
     /// Categorical: the bitset over codes starts at this word of the tree's bits.
     categorical: Option<u32>,
-    /// Node indexes of the children (a leaf's are itself).
-    left: u32,
-    right: u32,
 }
 
 /// A tree restated over a `RankedRows`' codes.
@@ -135,15 +130,20 @@ impl TreeEnsemble {
             .for_each(|(block, raw)| {
                 let first = block * BLOCK_ROWS;
                 for (tree, code) in self.trees.iter().zip(&coded) {
-                    let mut start = 0;
-                    while start + LANES <= raw.len() {
-                        walk_coded::<LANES>(tree, code, rows, first, start, raw);
-                        start += LANES;
-                    }
-                    while start < raw.len() {
-                        walk_coded::<1>(tree, code, rows, first, start, raw);
-                        start += 1;
-                    }
+                    walk_rows(tree, raw, |node, r| {
+                        let s = &code.splits[node];
+                        let c = rows.codes[(first + r) * rows.cols + s.feature as usize];
+                        match s.categorical {
+                            Some(word) => {
+                                c != NAN_CODE
+                                    && (code.bits[word as usize + c as usize / 64] >> (c % 64)) & 1
+                                        == 1
+                            }
+                            None if c == NAN_CODE => s.nan_left,
+                            None if c == s.zero_code => s.zero_left,
+                            None => c < s.cut,
+                        }
+                    });
                 }
             });
     }
@@ -175,49 +175,10 @@ impl TreeEnsemble {
                     zero_left: goes_left_numerical(n, 0.0),
                     nan_left: goes_left_numerical(n, f64::NAN),
                     categorical,
-                    left: n.left as u32,
-                    right: n.right as u32,
                 }
             })
             .collect();
         CodedTree { splits, bits }
-    }
-}
-
-/// Walks rows `first + start..first + start + N` through `tree` together and adds their leaf
-/// values to `raw[start..]`.
-#[inline(always)]
-fn walk_coded<const N: usize>(
-    tree: &Tree,
-    code: &CodedTree,
-    rows: &RankedRows,
-    first: usize,
-    start: usize,
-    raw: &mut [f64],
-) {
-    let mut at = [0usize; N];
-    for _ in 0..tree.depth {
-        // Unbalanced (leaf-wise) trees: stop once every lane has reached a leaf.
-        if at.iter().all(|&node| node >= tree.internal) {
-            break;
-        }
-        for (k, node) in at.iter_mut().enumerate() {
-            let s = &code.splits[*node];
-            let c = rows.codes[(first + start + k) * rows.cols + s.feature as usize];
-            let left = match s.categorical {
-                Some(word) => {
-                    c != NAN_CODE
-                        && (code.bits[word as usize + c as usize / 64] >> (c % 64)) & 1 == 1
-                }
-                None if c == NAN_CODE => s.nan_left,
-                None if c == s.zero_code => s.zero_left,
-                None => c < s.cut,
-            };
-            *node = if left { s.left } else { s.right } as usize;
-        }
-    }
-    for (k, node) in at.iter().enumerate() {
-        raw[start + k] += tree.leaves[node - tree.internal];
     }
 }
 
