@@ -90,10 +90,6 @@ impl RankedRows {
             values,
         })
     }
-
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
 }
 
 /// A node's split, restated over one column's codes.
@@ -108,6 +104,20 @@ struct CodedSplit {
     nan_left: bool,
     /// Categorical: the bitset over codes starts at this word of the tree's bits.
     categorical: Option<u32>,
+}
+
+impl CodedSplit {
+    /// A leaf's node. Lanes that reach a leaf before the others keep stepping: they read the
+    /// row's first code and stay (a leaf's children are itself). A model without features has
+    /// only one-leaf trees, which are never walked (their depth is 0).
+    const LEAF: CodedSplit = CodedSplit {
+        feature: 0,
+        cut: 0,
+        zero_code: NO_CODE,
+        zero_left: false,
+        nan_left: false,
+        categorical: None,
+    };
 }
 
 /// A tree restated over a `RankedRows`' codes.
@@ -153,7 +163,12 @@ impl TreeEnsemble {
         let splits = tree
             .nodes
             .iter()
-            .map(|n| {
+            .enumerate()
+            .map(|(i, n)| {
+                if i >= tree.internal {
+                    // A leaf: its children are itself, whatever it decides.
+                    return CodedSplit::LEAF;
+                }
                 let values = &rows.values[n.feature as usize];
                 let zero_code = values
                     .binary_search_by(|v| v.total_cmp(&0.0))
@@ -188,21 +203,16 @@ mod tests {
 
     #[test]
     fn codes_are_ranks_with_near_zeros_as_zero_and_nan_apart() {
+        let rows = [
+            [2.5, 1.0],
+            [f64::NAN, 1.0],
+            [-0.0, 3.0],
+            [1e-36, 1.0],
+            [-7.0, f64::NAN],
+            [2.5, 0.0],
+        ];
         let matrix = Matrix {
-            values: vec![
-                2.5,
-                1.0, //
-                f64::NAN,
-                1.0, //
-                -0.0,
-                3.0, //
-                1e-36,
-                1.0, //
-                -7.0,
-                f64::NAN, //
-                2.5,
-                0.0,
-            ],
+            values: rows.concat(),
             rows: 6,
             cols: 2,
         };
