@@ -172,6 +172,25 @@ fn may_be_missing<E: ProvideErrorMetadata, R>(
     })
 }
 
+/// A Describe call's error: one that may mean an unknown job is settled by `absent` (the job
+/// list read by exact name, awaited only then) and the job named as unknown; anything else as
+/// `aws_error` says.
+async fn describe_error<E>(
+    kind: &str,
+    name: &str,
+    err: aws_sdk_sagemaker::error::SdkError<E, aws_sdk_sagemaker::config::http::HttpResponse>,
+    absent: impl Future<Output = bool>,
+) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    if may_be_missing(&err) && absent.await {
+        Error::Aws(format!("no {kind} job named {name:?}"))
+    } else {
+        aws_error(&format!("describing {kind} job {name}"), err)
+    }
+}
+
 /// Whether a job list, read a page at a time by `next_page` (None after the last; each page
 /// Some(whether it holds the job), or None when it could not be read), holds no such job. A list
 /// that cannot be read says the job may exist, so the caller reports the error it had.
@@ -545,20 +564,17 @@ impl Aws {
 
     pub fn describe_training_job(&self, name: &str) -> Result<TrainingStatus> {
         crate::data::runtime().block_on(async {
-            let d = self
+            let d = match self
                 .sagemaker
                 .describe_training_job()
                 .training_job_name(name)
                 .send()
                 .await
-                .map_err(|e| (may_be_missing(&e), e));
-            let d = match d {
+            {
                 Ok(d) => d,
-                Err((true, _)) if self.training_job_absent(name).await => {
-                    return Err(Error::Aws(format!("no training job named {name:?}")));
-                }
-                Err((_, e)) => {
-                    return Err(aws_error(&format!("describing training job {name}"), e));
+                Err(e) => {
+                    let absent = self.training_job_absent(name);
+                    return Err(describe_error("training", name, e, absent).await);
                 }
             };
             Ok(TrainingStatus {
@@ -716,20 +732,17 @@ impl Aws {
 
     pub fn describe_transform_job(&self, name: &str) -> Result<TransformStatus> {
         crate::data::runtime().block_on(async {
-            let d = self
+            let d = match self
                 .sagemaker
                 .describe_transform_job()
                 .transform_job_name(name)
                 .send()
                 .await
-                .map_err(|e| (may_be_missing(&e), e));
-            let d = match d {
+            {
                 Ok(d) => d,
-                Err((true, _)) if self.transform_job_absent(name).await => {
-                    return Err(Error::Aws(format!("no transform job named {name:?}")));
-                }
-                Err((_, e)) => {
-                    return Err(aws_error(&format!("describing transform job {name}"), e));
+                Err(e) => {
+                    let absent = self.transform_job_absent(name);
+                    return Err(describe_error("transform", name, e, absent).await);
                 }
             };
             Ok(TransformStatus {
