@@ -25,6 +25,12 @@ use crate::data::encode::Matrix;
 /// LightGBM's kZeroThreshold: 1e-35 as a float, widened to double.
 const ZERO_THRESHOLD: f64 = 1e-35f32 as f64;
 
+/// A value as the C API's dense path reads it: |x| <= kZeroThreshold is dropped (NaN kept), so
+/// reads as 0 (-0.0 included, which becomes +0.0).
+fn as_read(x: f64) -> f64 {
+    if x.abs() <= ZERO_THRESHOLD { 0.0 } else { x }
+}
+
 const CATEGORICAL: u8 = 1;
 const DEFAULT_LEFT: u8 = 2;
 const MISSING_ZERO: u8 = 1;
@@ -513,16 +519,10 @@ impl TreeEnsemble {
         raw: &mut [f64],
         compiled: Option<&CompiledTrees>,
     ) {
-        // The C API's dense path drops |x| <= kZeroThreshold (keeping NaN): those read as 0
-        // (-0.0 included, so it becomes +0.0 here too). Most blocks hold none, and are read as
-        // they are.
-        let needs_zeroing = |x: f64| x.abs() <= ZERO_THRESHOLD && x.to_bits() != 0;
+        // Most blocks hold no value that `as_read` changes, and are read as they are.
         let zeroed: Vec<f64>;
-        let rows = if rows.iter().any(|&x| needs_zeroing(x)) {
-            zeroed = rows
-                .iter()
-                .map(|&x| if needs_zeroing(x) { 0.0 } else { x })
-                .collect();
+        let rows = if rows.iter().any(|&x| as_read(x).to_bits() != x.to_bits()) {
+            zeroed = rows.iter().map(|&x| as_read(x)).collect();
             &zeroed[..]
         } else {
             rows

@@ -13,7 +13,7 @@
 
 use rayon::prelude::*;
 
-use super::{CATEGORICAL, Tree, TreeEnsemble, ZERO_THRESHOLD, goes_left_numerical, walk_rows};
+use super::{CATEGORICAL, Tree, TreeEnsemble, as_read, goes_left_numerical, walk_rows};
 use crate::data::encode::Matrix;
 use crate::metrics::order_key;
 
@@ -33,11 +33,6 @@ pub struct RankedRows {
     /// Each column's distinct values, ascending, as the C API reads them (|x| <= kZeroThreshold
     /// as 0, -0 as 0).
     values: Vec<Vec<f64>>,
-}
-
-/// A value as LightGBM's dense-matrix path reads it.
-fn as_read(x: f64) -> f64 {
-    if x.abs() <= ZERO_THRESHOLD { 0.0 } else { x }
 }
 
 impl RankedRows {
