@@ -761,17 +761,14 @@ mod tests {
             -1e-300,
             7.0,
         ];
-        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut stream = bootstrap::Stream::new(29, 0);
         let mut buffers = AucBuffers::default();
         for n in [1usize, 2, 3, 10, 100, 1000] {
             for _ in 0..20 {
                 let (mut scores, mut labels) = (Vec::new(), Vec::new());
                 for _ in 0..n {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    scores.push(pool[(state % pool.len() as u64) as usize]);
-                    labels.push(u8::from(state >> 40 & 3 == 0));
+                    scores.push(pool[stream.below(pool.len())]);
+                    labels.push(u8::from(stream.below(4) == 0));
                 }
                 let (mut twice, mut pairs) = (0u64, 0u64);
                 for (i, &y) in labels.iter().enumerate() {

@@ -549,17 +549,11 @@ mod tests {
     /// NaN only where LightGBM never saw one, and categories that are rare, cut from the bins,
     /// or never seen in the fit rows.
     fn hostile_parts(rows: usize) -> Parts {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut stream = crate::metrics::bootstrap::Stream::new(15, 0);
         let (mut a, mut b, mut c, mut city, mut y) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for r in 0..rows {
-            let u = next();
+            let u = stream.next_u64();
             let early = r % 5 == 0;
             a.push(match u % 11 {
                 0 => f64::NAN,
@@ -571,7 +565,7 @@ mod tests {
                 6 => (u >> 20) as f64 % 7.0,
                 _ => ((u >> 8) % 10_000) as f64 / 100.0 - 30.0,
             });
-            b.push(if early && u % 13 == 0 {
+            b.push(if early && u.is_multiple_of(13) {
                 f64::NAN
             } else {
                 ((u >> 30) % 50) as f64
