@@ -11,18 +11,16 @@ import time
 import lightgbm as lgb
 import pandas as pd
 
+from bundle_training import bundle_parameters, read_like_bundle
+
 data, split_csv, bundle, rounds = sys.argv[1:]
 manifest = json.load(open(f"{bundle}/audience-model.json"))
-features = manifest["features"]
-names = [f["name"] for f in features]
-categorical = {f["name"]: "category" for f in features if f["kind"] == "categorical"}
-df = pd.read_csv(data, dtype=categorical)
+df, names = read_like_bundle(data, manifest)
 fit = pd.read_csv(split_csv)["part"].to_numpy() == "fit"
 X = df[names][fit]
 y = df[manifest["label"]["column"]].to_numpy()[fit]
 del df
-params = dict(manifest["parameters"])
-params.pop("categorical_feature", None)
+params = bundle_parameters(manifest)
 start = time.perf_counter()
 train = lgb.Dataset(X, label=y, params=params).construct()
 built = time.perf_counter()

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from bundle_training import train_like_bundle
+from bundle_training import read_like_bundle, train_like_bundle
 
 data, split_csv, bundle, resamples, *rules = sys.argv[1:]
 phases = {}
@@ -33,12 +33,9 @@ def phase(name):
 
 resamples = int(resamples)
 manifest = json.load(open(f"{bundle}/audience-model.json"))
-features = manifest["features"]
-names = [f["name"] for f in features]
-categorical = {f["name"]: "category" for f in features if f["kind"] == "categorical"}
 label = manifest["label"]["column"]
 id_column = manifest["id"]["column"]
-df = pd.read_csv(data, dtype=categorical)
+df, names = read_like_bundle(data, manifest)
 part = pd.read_csv(split_csv)["part"].to_numpy()
 phase("read_s")
 X = df[names]
