@@ -278,14 +278,12 @@ pub fn compare(
 /// rules reading excluded columns.
 fn check_rules_before_loading(
     source: &HistorySource,
+    schema: &arrow::datatypes::SchemaRef,
     table: &str,
     excluded: &[String],
     rules: &[Rule],
 ) -> Result<Vec<Vec<String>>> {
     use arrow::datatypes::{DataType, Field, Schema};
-    // table_schema refuses a FIFO or a device before its inference would block on it.
-    let options = data::history_load_options(source);
-    let schema = data::table_schema(&data::session(), source.path, &options)?;
     let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
     let has = |fields: &[Field], name: &str| fields.iter().any(|f| f.name() == name);
     if source.labels_path.is_some() && !has(&fields, source.label) {
@@ -358,9 +356,17 @@ fn holdout(
 ) -> Result<(EvalSet, TrainingRun)> {
     let source = HistorySource::from_config(config, config.data_path()?)?;
     events(Event::Loading { path: source.path });
-    let mut rule_notes =
-        check_rules_before_loading(&source, &config.data.table, &config.data.exclude, rules)?;
-    let history = data::load_history(&source)?;
+    // The schema (history_schema refuses a FIFO or a device before its inference would block
+    // on it) serves the rules' check and then the load.
+    let schema = data::history_schema(&source)?;
+    let mut rule_notes = check_rules_before_loading(
+        &source,
+        &schema,
+        &config.data.table,
+        &config.data.exclude,
+        rules,
+    )?;
+    let history = data::load_history_typed(&source, &schema)?;
     events(Event::Training {
         rows: history.table.num_rows(),
         positives: history.positives(),
@@ -490,8 +496,10 @@ fn existing(
         .as_ref()
         .map_or_else(|| config.data.exclude.clone(), |m| m.excluded.clone());
     events(Event::Loading { path: eval });
-    let rule_notes = check_rules_before_loading(&source, &config.data.table, &excluded, rules)?;
-    let history = data::load_history(&source)?;
+    let schema = data::history_schema(&source)?;
+    let rule_notes =
+        check_rules_before_loading(&source, &schema, &config.data.table, &excluded, rules)?;
+    let history = data::load_history_typed(&source, &schema)?;
     let (scores, unseen) = score_batch(&bundle, &history.table.batch, eval, 0, Engine::Native)?;
     let mut notes = Vec::new();
     if unseen.total() > 0 {

@@ -206,8 +206,15 @@ pub fn did_you_mean(name: &str, columns: &[&str]) -> String {
 /// Loads a whole table. Numbers become Float64 (so `1` and `1.5` in one column never clash), the
 /// `text_columns` stay text, everything else keeps the type DataFusion infers.
 pub fn load_table(path: &Path, options: &LoadOptions) -> Result<Table> {
+    let typed = table_schema(&session(), path, options)?;
+    load_table_typed(path, options, &typed)
+}
+
+/// [`load_table`] with the schema [`table_schema`] gave for the same file and options, for a
+/// caller that needed it first (inference reads up to `SCHEMA_INFER_RECORDS` records).
+pub fn load_table_typed(path: &Path, options: &LoadOptions, typed: &SchemaRef) -> Result<Table> {
     let ctx = session();
-    let typed = table_schema(&ctx, path, options)?;
+    let typed = typed.clone();
     // CSV is decoded by our own reader where it reads the file exactly as DataFusion's would;
     // where it gives up, DataFusion reads it (and names what is wrong with it).
     if Format::of(path) == Format::Csv {
@@ -990,10 +997,15 @@ impl<'a> HistorySource<'a> {
 /// Loads a history: the table (plus a separate labels file), labels checked against the
 /// positive/negative values, ids checked for uniqueness (or `row_id` made).
 pub fn load_history(source: &HistorySource) -> Result<History> {
+    load_history_typed(source, &history_schema(source)?)
+}
+
+/// [`load_history`] with the schema [`history_schema`] gave for the same source.
+pub fn load_history_typed(source: &HistorySource, typed: &SchemaRef) -> Result<History> {
     let options = history_load_options(source);
-    // The file's digest is taken beside the load (whose type inference runs on one core).
+    // The file's digest is taken beside the load.
     let (table, sha256) = rayon::join(
-        || load_table(source.path, &options),
+        || load_table_typed(source.path, &options, typed),
         || file_sha256(source.path),
     );
     let (mut table, sha256) = (table?, sha256?);
@@ -1004,6 +1016,12 @@ pub fn load_history(source: &HistorySource) -> Result<History> {
         table = attach_labels(table, &labels, source.label)?;
     }
     history_from_table(table, source, sha256, labels_sha256)
+}
+
+/// The column types a history's main file is loaded with ([`table_schema`] with
+/// [`history_load_options`]).
+pub fn history_schema(source: &HistorySource) -> Result<SchemaRef> {
+    table_schema(&session(), source.path, &history_load_options(source))
 }
 
 /// How a history's files are read: the label, id and categorical columns stay text.
