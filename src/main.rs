@@ -60,6 +60,7 @@ enum Command {
 const MAIN_STACK_BYTES: usize = 256 << 20;
 
 fn main() -> ExitCode {
+    spin_less_between_boosting_rounds();
     match std::thread::Builder::new()
         .name("audience".into())
         .stack_size(MAIN_STACK_BYTES)
@@ -73,6 +74,52 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The subcommands that may train with LightGBM (`sagemaker` and `container` run training jobs
+/// in this process).
+const TRAINING_COMMANDS: [&str; 4] = ["train", "compare", "sagemaker", "container"];
+
+/// The spin count given to LightGBM's OpenMP threads (GNU libgomp's GOMP_SPINCOUNT).
+const OPENMP_SPINCOUNT: &str = "10000";
+
+/// LightGBM's OpenMP threads, each time a parallel region ends, busy-wait for libgomp's default
+/// of 300,000 spins before they sleep. Between two boosting rounds audience's own threads add the
+/// new tree to the early-stopping rows and count their AUC, and those spinning threads held the
+/// very cores they needed (bench/RESULTS.md). With fewer spins they still catch the next region
+/// of the same round, which follows within microseconds, and leave the cores soon after it.
+/// libgomp reads the setting once, as it is loaded, before `main`: so a training command runs
+/// itself again with it set, unless the user has chosen a wait policy. Where the new run cannot
+/// start, this one goes on as it was.
+fn spin_less_between_boosting_rounds() {
+    use std::os::unix::process::CommandExt;
+    let mut args = std::env::args_os();
+    let (Some(program), Some(command)) = (args.next(), args.next()) else {
+        return;
+    };
+    let set = |name: &str| std::env::var_os(name).is_some();
+    if !needs_spin_setting(
+        command.to_str(),
+        set("GOMP_SPINCOUNT") || set("OMP_WAIT_POLICY"),
+    ) {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    // exec returns only when it failed.
+    let _ = std::process::Command::new(exe)
+        .arg0(program)
+        .arg(command)
+        .args(args)
+        .env("GOMP_SPINCOUNT", OPENMP_SPINCOUNT)
+        .exec();
+}
+
+/// Whether a run of `command` should set LightGBM's spin count: a training command, with no wait
+/// policy chosen by the user (which also ends the recursion: the new run has one).
+fn needs_spin_setting(command: Option<&str>, policy_chosen: bool) -> bool {
+    !policy_chosen && command.is_some_and(|c| TRAINING_COMMANDS.contains(&c))
 }
 
 fn run() -> ExitCode {
@@ -150,4 +197,29 @@ fn one_line(error: &anyhow::Error) -> String {
         }
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_training_commands_without_a_chosen_wait_policy_set_the_spin_count() {
+        for command in TRAINING_COMMANDS {
+            assert!(needs_spin_setting(Some(command), false), "{command}");
+            assert!(!needs_spin_setting(Some(command), true), "{command}");
+        }
+        for command in ["score", "select", "columns", "--help", "--version", "Train"] {
+            assert!(!needs_spin_setting(Some(command), false), "{command}");
+        }
+        assert!(!needs_spin_setting(None, false));
+    }
+
+    #[test]
+    fn every_training_command_is_a_subcommand() {
+        let cli = Cli::command();
+        for command in TRAINING_COMMANDS {
+            assert!(cli.find_subcommand(command).is_some(), "{command}");
+        }
+    }
 }
