@@ -9,6 +9,7 @@
 pub mod bootstrap;
 pub mod ranking;
 
+use rayon::slice::ParallelSliceMut;
 use serde::{Deserialize, Serialize};
 
 pub use bootstrap::{BootstrapInterval, paired_rate_diff_intervals, quantile};
@@ -59,9 +60,11 @@ impl AucBuffers {
         if self.positive_keys.is_empty() || self.negative_keys.is_empty() {
             return None;
         }
+        // The classes are rarely of a size (a few percent positive): each sort splits across the
+        // cores, so the larger one does not leave a core idle.
         rayon::join(
-            || self.positive_keys.sort_unstable(),
-            || self.negative_keys.sort_unstable(),
+            || self.positive_keys.par_sort_unstable(),
+            || self.negative_keys.par_sort_unstable(),
         );
         let (positives, negatives) = (&self.positive_keys, &self.negative_keys);
         // For each run of equal positive keys: the negatives below it, and those equal to it.
