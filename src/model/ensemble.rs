@@ -502,13 +502,19 @@ impl TreeEnsemble {
     ) {
         let mut raw = vec![0.0f64; out.len()];
         self.accumulate_block(rows, cols, &mut raw, compiled);
-        let Transform::Sigmoid(s) = self.transform;
-        for (o, mut r) in out.iter_mut().zip(raw) {
-            if self.average_output {
-                r /= self.iterations as f64;
-            }
-            *o = 1.0 / (1.0 + (-s * r).exp());
+        for (o, r) in out.iter_mut().zip(raw) {
+            *o = self.output_of_raw(r);
         }
+    }
+
+    /// The prediction for a row whose trees' leaf values sum to `raw` (in tree order).
+    #[inline]
+    pub fn output_of_raw(&self, mut raw: f64) -> f64 {
+        if self.average_output {
+            raw /= self.iterations as f64;
+        }
+        let Transform::Sigmoid(s) = self.transform;
+        1.0 / (1.0 + (-s * raw).exp())
     }
 
     /// Adds the leaf values of `rows` (row-major, `cols` values each) to `raw`, tree by tree.

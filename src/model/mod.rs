@@ -187,12 +187,8 @@ pub fn train_on_split(
     // C API. A model it does not evaluate (linear trees) is measured by LightGBM itself.
     let ensemble = ensemble::TreeEnsemble::parse(&trained.model_text).ok();
     let compiled = ensemble.as_ref().and_then(|e| e.compile().ok());
-    let measure = |m: &Matrix, y: &[u8]| -> Result<(SetMetrics, Vec<f64>)> {
-        let scores = match &ensemble {
-            Some(e) => e.predict_using(m, compiled.as_ref()),
-            None => booster.predict(m)?,
-        };
-        Ok((
+    let metrics_of = |scores: Vec<f64>, y: &[u8]| -> (SetMetrics, Vec<f64>) {
+        (
             SetMetrics {
                 rows: y.len(),
                 positives: y.iter().filter(|&&v| v == 1).count(),
@@ -200,14 +196,31 @@ pub fn train_on_split(
                 log_loss: metrics::log_loss(&scores, y),
             },
             scores,
-        ))
+        )
+    };
+    let measure = |m: &Matrix, y: &[u8]| -> Result<(SetMetrics, Vec<f64>)> {
+        let scores = match &ensemble {
+            Some(e) => e.predict_using(m, compiled.as_ref()),
+            None => booster.predict(m)?,
+        };
+        Ok(metrics_of(scores, y))
+    };
+    // The early-stopping rows' scores, when training summed them, are the model's already.
+    let measure_early = || -> Result<(SetMetrics, Vec<f64>)> {
+        match (&ensemble, &trained.early_raw_scores) {
+            (Some(e), Some(raw)) => Ok(metrics_of(
+                raw.iter().map(|&r| e.output_of_raw(r)).collect(),
+                &early_y,
+            )),
+            _ => measure(&early_x, &early_y),
+        }
     };
     // The parts side by side: one part's metrics (a sort on one core) beside another's scores.
     let ((fit, early), holdout) = rayon::join(
         || {
             rayon::join(
                 || measure(&fit_x, &fit_y),
-                || (!early_y.is_empty()).then(|| measure(&early_x, &early_y)),
+                || (!early_y.is_empty()).then(measure_early),
             )
         },
         || measure(&hold_x, &hold_y),

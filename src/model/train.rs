@@ -46,6 +46,9 @@ pub struct TrainedModel {
     pub parameters: BTreeMap<String, String>,
     /// Why early stopping was not used, when it was not.
     pub early_stopping_note: Option<String>,
+    /// The early-stopping rows' raw scores after the kept rounds, when training counted them
+    /// itself (its own AUC): bit for bit the saved model's, before the sigmoid.
+    pub early_raw_scores: Option<Vec<f64>>,
 }
 
 /// The LightGBM parameters for a model: our defaults, then the configuration, then `params`.
@@ -164,6 +167,8 @@ struct RunningScores<'a> {
     rows: RankedRows,
     labels: &'a [u8],
     raw: Vec<f64>,
+    /// `raw` after the best round so far.
+    best_raw: Vec<f64>,
     auc: metrics::AucBuffers,
 }
 
@@ -331,6 +336,7 @@ fn train_watching(
             rows,
             labels: y,
             raw: vec![0.0; m.rows],
+            best_raw: Vec::new(),
             auc: metrics::AucBuffers::default(),
         }),
         (Some(_), None) => Watch::LightGbm,
@@ -392,6 +398,9 @@ fn train_watching(
             if auc > best_auc {
                 best_auc = auc;
                 best_round = round;
+                if let Watch::Own(scores) = &mut watch {
+                    scores.best_raw.clone_from(&scores.raw);
+                }
             }
         } else {
             best_round = round;
@@ -423,6 +432,15 @@ fn train_watching(
         rounds_run
     };
     let model_text = booster.model_text(best_iteration)?;
+    // The kept rounds end at the last one, or at the best one, whose scores were saved as it
+    // came (none were when no round's AUC was a number).
+    let early_raw_scores = match watch {
+        Watch::Own(scores) if best_iteration == rounds_run => Some(scores.raw),
+        Watch::Own(scores) if best_iteration == best_round + 1 && !scores.best_raw.is_empty() => {
+            Some(scores.best_raw)
+        }
+        _ => None,
+    };
     // Predict with exactly what is saved: the trees after the best round are gone.
     drop(booster);
     drop(all_rows);
@@ -435,6 +453,7 @@ fn train_watching(
         rounds_run,
         parameters,
         early_stopping_note,
+        early_raw_scores,
     })
 }
 
@@ -479,13 +498,14 @@ mod tests {
     }
 
     /// Trains with our early-stopping AUC checked against LightGBM's after every round, and
-    /// returns the model; any round whose two AUCs differ in a bit fails.
+    /// returns the model; any round whose two AUCs differ in a bit fails, and so does an early
+    /// row whose score, as training left it, is not the saved model's prediction to the bit.
     fn train_checked(parts: &Parts, config: &ModelConfig) -> TrainedModel {
         let early = (&parts.early.0, &parts.early.1[..]);
         let labels = &parts.early.1;
         let parameters = lightgbm_parameters(config, &parts.features, 7);
         assert!(own_auc_is_lightgbms(&parameters, labels, None));
-        train_watching(
+        let trained = train_watching(
             &parts.features,
             (&parts.fit.0, &parts.fit.1),
             Some(early),
@@ -495,7 +515,37 @@ mod tests {
             &mut |_| true,
             CrossCheck::EveryRound,
         )
-        .unwrap_or_else(|e| panic!("{:?}: {e}", config.params))
+        .unwrap_or_else(|e| panic!("{:?}: {e}", config.params));
+        let model = TreeEnsemble::parse(&trained.model_text).unwrap();
+        let predicted = model.predict(&parts.early.0);
+        let raw = trained
+            .early_raw_scores
+            .as_ref()
+            .unwrap_or_else(|| panic!("{:?}: no early-stopping scores", config.params));
+        assert_eq!(raw.len(), predicted.len());
+        for (row, (&r, &p)) in raw.iter().zip(&predicted).enumerate() {
+            assert_eq!(
+                model.output_of_raw(r).to_bits(),
+                p.to_bits(),
+                "{:?}: early row {row}",
+                config.params
+            );
+        }
+        trained
+    }
+
+    #[test]
+    fn the_early_rows_scores_are_those_of_the_best_round_when_training_stops_early() {
+        let parts = hostile_parts(20_000);
+        let mut c = config(300, &[]);
+        (c.learning_rate, c.early_stopping_rounds) = (0.5, 3);
+        let trained = train_checked(&parts, &c);
+        assert!(
+            trained.best_iteration + 3 == trained.rounds_run && trained.rounds_run < 300,
+            "best {} of {}",
+            trained.best_iteration,
+            trained.rounds_run
+        );
     }
 
     fn config(rounds: u32, params: &[(&str, toml::Value)]) -> ModelConfig {
