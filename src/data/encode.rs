@@ -144,6 +144,8 @@ pub struct StrayText {
 
 /// A column counts as numeric with strays when at least this share of its values are numbers.
 const NUMERIC_SHARE: f64 = 0.9;
+/// How often (in rows) the search for stray texts asks whether a column can still qualify.
+const STRAY_CHECK_ROWS: usize = 4096;
 
 /// A dense row-major f64 matrix, the layout LightGBM's `*FromMat` calls read.
 #[derive(Debug, Clone, PartialEq)]
@@ -363,7 +365,16 @@ impl FeatureSet {
                     return Ok(None);
                 };
                 let (mut numbers, mut strays, mut first) = (0usize, 0usize, None);
-                for &r in rows {
+                for (i, &r) in rows.iter().enumerate() {
+                    // A text column stops being read once even numbers in every row left
+                    // could not make NUMERIC_SHARE of it (a margin of a whole value keeps
+                    // rounding out of the decision).
+                    if i % STRAY_CHECK_ROWS == 0
+                        && NUMERIC_SHARE * strays as f64
+                            > (1.0 - NUMERIC_SHARE) * (numbers + rows.len() - i) as f64 + 1.0
+                    {
+                        return Ok(None);
+                    }
                     if !text.is_valid(r) {
                         continue;
                     }
@@ -721,6 +732,91 @@ mod tests {
             ],
         )
         .unwrap()
+    }
+
+    #[test]
+    fn stray_texts_are_found_as_a_full_count_finds_them() {
+        // Columns near the numeric share, strays first, last or spread, some with missing
+        // values: the search that stops early reports exactly what counting every row does.
+        let rows = 3 * STRAY_CHECK_ROWS + 17;
+        let mut names = Vec::new();
+        let mut columns: Vec<ArrayRef> = Vec::new();
+        let mut expected = Vec::new();
+        for (c, strays) in [
+            0,
+            1,
+            rows / 20,
+            rows / 12,
+            rows / 11,
+            rows / 10 - 1,
+            rows / 10,
+            rows / 10 + 1,
+            rows / 4,
+            rows,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for (o, order) in ["first", "last", "spread"].into_iter().enumerate() {
+                let is_stray = |r: usize| match order {
+                    "first" => r < strays,
+                    "last" => r >= rows - strays,
+                    _ => {
+                        strays > 0
+                            && r.is_multiple_of(rows.div_ceil(strays))
+                            && r / rows.div_ceil(strays) < strays
+                    }
+                };
+                let values: Vec<Option<String>> = (0..rows)
+                    .map(|r| match (is_stray(r), (r + c + o) % 50) {
+                        (true, _) => Some(format!("n/a{r}")),
+                        (false, 0) => None,
+                        (false, 1) => Some(String::new()),
+                        (false, _) => Some(format!("{}.5", r % 100)),
+                    })
+                    .collect();
+                let name = format!("c{c}_{order}");
+                // Counted row by row, the rule as the search states it.
+                let (mut numbers, mut found, mut first) = (0usize, 0usize, None);
+                for (r, v) in values.iter().enumerate() {
+                    match v.as_deref().map(|t| number_of(t, &[])) {
+                        None => {}
+                        Some(Some(x)) if x.is_nan() => {}
+                        Some(Some(_)) => numbers += 1,
+                        Some(None) => {
+                            found += 1;
+                            first.get_or_insert(r);
+                        }
+                    }
+                }
+                if let Some(row) = first
+                    && numbers >= 10
+                    && numbers as f64 >= NUMERIC_SHARE * (numbers + found) as f64
+                {
+                    expected.push((name.clone(), row, found, numbers));
+                }
+                columns.push(Arc::new(StringArray::from(values)));
+                names.push(name);
+            }
+        }
+        let fields: Vec<Field> = names
+            .iter()
+            .map(|n| Field::new(n, DataType::Utf8, true))
+            .collect();
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+        let (set, _) = FeatureSet::plan(&batch.schema(), &[], &[]);
+        let every: Vec<usize> = (0..rows).collect();
+        let found: Vec<(String, usize, usize, usize)> = set
+            .stray_texts(&batch, &every, &[])
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.column, s.row, s.strays, s.numbers))
+            .collect();
+        assert_eq!(found, expected);
+        // Both sides of the share are among the cases.
+        assert!(expected.iter().any(|e| e.0.starts_with("c2_")));
+        assert!(expected.iter().any(|e| e.0 == "c3_first"));
+        assert!(!expected.iter().any(|e| e.0.starts_with("c8_")));
     }
 
     #[test]
