@@ -356,17 +356,16 @@ fn holdout(
 ) -> Result<(EvalSet, TrainingRun)> {
     let source = HistorySource::from_config(config, config.data_path()?)?;
     events(Event::Loading { path: source.path });
-    // The schema (history_schema refuses a FIFO or a device before its inference would block
-    // on it) serves the rules' check and then the load.
-    let schema = data::history_schema(&source)?;
+    // The file's schema serves the rules' check, then the load.
+    let file = data::inspect_history(&source)?;
     let mut rule_notes = check_rules_before_loading(
         &source,
-        &schema,
+        &file.schema,
         &config.data.table,
         &config.data.exclude,
         rules,
     )?;
-    let history = data::load_history_typed(&source, &schema)?;
+    let history = data::load_inspected_history(&source, file)?;
     events(Event::Training {
         rows: history.table.num_rows(),
         positives: history.positives(),
@@ -496,10 +495,10 @@ fn existing(
         .as_ref()
         .map_or_else(|| config.data.exclude.clone(), |m| m.excluded.clone());
     events(Event::Loading { path: eval });
-    let schema = data::history_schema(&source)?;
+    let file = data::inspect_history(&source)?;
     let rule_notes =
-        check_rules_before_loading(&source, &schema, &config.data.table, &excluded, rules)?;
-    let history = data::load_history_typed(&source, &schema)?;
+        check_rules_before_loading(&source, &file.schema, &config.data.table, &excluded, rules)?;
+    let history = data::load_inspected_history(&source, file)?;
     let (scores, unseen) = score_batch(&bundle, &history.table.batch, eval, 0, Engine::Native)?;
     let mut notes = Vec::new();
     if unseen.total() > 0 {

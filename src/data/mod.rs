@@ -997,31 +997,42 @@ impl<'a> HistorySource<'a> {
 /// Loads a history: the table (plus a separate labels file), labels checked against the
 /// positive/negative values, ids checked for uniqueness (or `row_id` made).
 pub fn load_history(source: &HistorySource) -> Result<History> {
-    load_history_typed(source, &history_schema(source)?)
+    load_inspected_history(source, inspect_history(source)?)
 }
 
-/// [`load_history`] with the schema [`history_schema`] gave for the same source.
-pub fn load_history_typed(source: &HistorySource, typed: &SchemaRef) -> Result<History> {
-    let options = history_load_options(source);
-    // The file's digest is taken beside the load.
-    let (table, sha256) = rayon::join(
-        || load_table_typed(source.path, &options, typed),
+/// What is learnt of a history's main file before its rows are read.
+pub struct HistoryFile {
+    /// The column types it is loaded with ([`table_schema`] with [`history_load_options`]).
+    pub schema: SchemaRef,
+    sha256: String,
+}
+
+/// A history's main file inspected: its column types inferred and its digest taken side by
+/// side (the inference reads on one core). A FIFO or a device is refused first, before
+/// either would block on it.
+pub fn inspect_history(source: &HistorySource) -> Result<HistoryFile> {
+    check_readable(source.path)?;
+    let (schema, sha256) = rayon::join(
+        || table_schema(&session(), source.path, &history_load_options(source)),
         || file_sha256(source.path),
     );
-    let (mut table, sha256) = (table?, sha256?);
+    Ok(HistoryFile {
+        schema: schema?,
+        sha256: sha256?,
+    })
+}
+
+/// [`load_history`] of a file [`inspect_history`] has seen.
+pub fn load_inspected_history(source: &HistorySource, file: HistoryFile) -> Result<History> {
+    let options = history_load_options(source);
+    let mut table = load_table_typed(source.path, &options, &file.schema)?;
     let mut labels_sha256 = None;
     if let Some(labels_path) = source.labels_path {
         let labels = load_table(labels_path, &options)?;
         labels_sha256 = Some(file_sha256(labels_path)?);
         table = attach_labels(table, &labels, source.label)?;
     }
-    history_from_table(table, source, sha256, labels_sha256)
-}
-
-/// The column types a history's main file is loaded with ([`table_schema`] with
-/// [`history_load_options`]).
-pub fn history_schema(source: &HistorySource) -> Result<SchemaRef> {
-    table_schema(&session(), source.path, &history_load_options(source))
+    history_from_table(table, source, file.sha256, labels_sha256)
 }
 
 /// How a history's files are read: the label, id and categorical columns stay text.
