@@ -60,8 +60,8 @@ impl AucBuffers {
         if self.positive_keys.is_empty() || self.negative_keys.is_empty() {
             return None;
         }
-        // The classes are rarely of a size (a few percent positive): each sort splits across the
-        // cores, so the larger one does not leave a core idle.
+        // The two classes are seldom the same size (often a few percent positive): each sort
+        // splits across the cores, so sorting the larger one leaves no core idle.
         rayon::join(
             || self.positive_keys.par_sort_unstable(),
             || self.negative_keys.par_sort_unstable(),
