@@ -398,7 +398,10 @@ fn train_watching(
             if auc > best_auc {
                 best_auc = auc;
                 best_round = round;
-                if let Watch::Own(scores) = &mut watch {
+                // Kept only when training may stop at this round rather than the last.
+                if let Watch::Own(scores) = &mut watch
+                    && stopping > 0
+                {
                     scores.best_raw.clone_from(&scores.raw);
                 }
             }
