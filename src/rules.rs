@@ -615,20 +615,22 @@ pub fn run_over_file<K: Send + 'static>(
     key: fn(&str) -> K,
 ) -> Result<Vec<K>> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let session = |cores: usize| -> Result<SessionContext> {
-        let ctx = limited_session(path, cores, limits.memory_bytes)?;
-        let schema = crate::data::table_schema(&ctx, path, load)?;
-        let schema = if load.na_values.is_empty() {
-            schema
-        } else {
-            crate::data::numbers_as_text(&schema).0
-        };
+    let ctx = limited_session(path, cores, limits.memory_bytes)?;
+    // The types are inferred once (inference reads the file's first records) for both sessions.
+    let schema = crate::data::table_schema(&ctx, path, load)?;
+    let schema = if load.na_values.is_empty() {
+        schema
+    } else {
+        crate::data::numbers_as_text(&schema).0
+    };
+    let register = |ctx: SessionContext| -> Result<SessionContext> {
         let frame = runtime().block_on(crate::data::open_frame(&ctx, path, load, &schema))?;
         ctx.register_table(table, frame.into_view())
             .map_err(|e| Error::data(path, e.to_string()))?;
         Ok(ctx)
     };
-    let (ctx, serial) = (session(cores)?, session(1)?);
+    let serial = limited_session(path, 1, limits.memory_bytes)?;
+    let (ctx, serial) = (register(ctx)?, register(serial)?);
     let (owned, id_column, memory_bytes) =
         (rule.clone(), id_column.to_string(), limits.memory_bytes);
     let work = async move {
