@@ -212,7 +212,7 @@ pub fn load_table(path: &Path, options: &LoadOptions) -> Result<Table> {
 
 /// [`load_table`] with the schema [`table_schema`] gave for the same file and options, for a
 /// caller that needed it first (inference reads up to `SCHEMA_INFER_RECORDS` records).
-pub fn load_table_typed(path: &Path, options: &LoadOptions, typed: &SchemaRef) -> Result<Table> {
+fn load_table_typed(path: &Path, options: &LoadOptions, typed: &SchemaRef) -> Result<Table> {
     let ctx = session();
     let typed = typed.clone();
     // CSV is decoded by our own reader where it reads the file exactly as DataFusion's would;
