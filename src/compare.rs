@@ -272,19 +272,24 @@ pub fn compare(
     })
 }
 
-/// Plans every rule against the schema the history will have, from its header and inferred
-/// types alone, before a row is loaded, so a broken rule stops the run at once whatever the
-/// table's size: all errors together; a rule reading the label is an error; notes, by rule, for
-/// rules reading excluded columns.
-fn check_rules_before_loading(
+/// Loads the history once every rule is planned against the schema it will have, from its
+/// header and inferred types alone (the same types the load then uses), so a broken rule stops
+/// the run at once whatever the table's size: all errors together; a rule reading the label is
+/// an error. Returns the history and notes, by rule, for rules reading excluded columns.
+fn load_history_checking_rules(
     source: &HistorySource,
-    schema: &arrow::datatypes::SchemaRef,
     table: &str,
     excluded: &[String],
     rules: &[Rule],
-) -> Result<Vec<Vec<String>>> {
+) -> Result<(data::History, Vec<Vec<String>>)> {
     use arrow::datatypes::{DataType, Field, Schema};
-    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let file = data::inspect_history(source)?;
+    let mut fields: Vec<Field> = file
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     let has = |fields: &[Field], name: &str| fields.iter().any(|f| f.name() == name);
     if source.labels_path.is_some() && !has(&fields, source.label) {
         fields.push(Field::new(source.label, DataType::Utf8, true));
@@ -298,14 +303,15 @@ fn check_rules_before_loading(
             data::ROW_ID.to_string()
         }
     };
-    check_rules_on(
+    let rule_notes = check_rules_on(
         std::sync::Arc::new(Schema::new(fields)),
         &id_column,
         table,
         source.label,
         excluded,
         rules,
-    )
+    )?;
+    Ok((data::load_inspected_history(source, file)?, rule_notes))
 }
 
 fn check_rules_on(
@@ -356,16 +362,8 @@ fn holdout(
 ) -> Result<(EvalSet, TrainingRun)> {
     let source = HistorySource::from_config(config, config.data_path()?)?;
     events(Event::Loading { path: source.path });
-    // The file's schema serves the rules' check, then the load.
-    let file = data::inspect_history(&source)?;
-    let mut rule_notes = check_rules_before_loading(
-        &source,
-        &file.schema,
-        &config.data.table,
-        &config.data.exclude,
-        rules,
-    )?;
-    let history = data::load_inspected_history(&source, file)?;
+    let (history, mut rule_notes) =
+        load_history_checking_rules(&source, &config.data.table, &config.data.exclude, rules)?;
     events(Event::Training {
         rows: history.table.num_rows(),
         positives: history.positives(),
@@ -495,10 +493,8 @@ fn existing(
         .as_ref()
         .map_or_else(|| config.data.exclude.clone(), |m| m.excluded.clone());
     events(Event::Loading { path: eval });
-    let file = data::inspect_history(&source)?;
-    let rule_notes =
-        check_rules_before_loading(&source, &file.schema, &config.data.table, &excluded, rules)?;
-    let history = data::load_inspected_history(&source, file)?;
+    let (history, rule_notes) =
+        load_history_checking_rules(&source, &config.data.table, &excluded, rules)?;
     let (scores, unseen) = score_batch(&bundle, &history.table.batch, eval, 0, Engine::Native)?;
     let mut notes = Vec::new();
     if unseen.total() > 0 {
