@@ -14,7 +14,7 @@
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use crate::{Error, Result};
 
@@ -157,43 +157,143 @@ pub fn check_bundle_output(dir: &Path, force: bool, inputs: &Inputs) -> Result<(
     Ok(())
 }
 
-/// Temporary files and directories of this run, removed if it is interrupted.
-static TEMPORARIES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// The temporary files and directories of a run, removed all at once if it is interrupted.
+///
+/// Creating a temporary and registering it is one step under the lock, and so is putting an
+/// output in place (`commit`): otherwise an interruption arriving between the creation of a file
+/// and its registration would leave it behind, and one arriving while a finished directory is
+/// renamed into place could empty the target through its old name. Once removal has begun the
+/// run is stopping: no temporary is created and no output is put in place after it.
+pub struct Temporaries {
+    state: Mutex<Registry>,
+}
 
-/// A temporary path registered for removal on interruption; unregistered when dropped.
-#[derive(Debug)]
-pub struct Temporary(PathBuf);
+struct Registry {
+    paths: Vec<PathBuf>,
+    stopping: bool,
+}
 
-impl Temporary {
-    pub fn register(path: &Path) -> Temporary {
-        if let Ok(mut all) = TEMPORARIES.lock() {
-            all.push(path.to_path_buf());
+/// The process's temporaries (the signal watcher removes them).
+static TEMPORARIES: Temporaries = Temporaries::new();
+
+impl Temporaries {
+    pub const fn new() -> Temporaries {
+        Temporaries {
+            state: Mutex::new(Registry {
+                paths: Vec::new(),
+                stopping: false,
+            }),
         }
-        Temporary(path.to_path_buf())
     }
+
+    /// The registry, even if a thread panicked while holding it: the list stays valid (every
+    /// change to it is a single push or removal).
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `create`, which makes a temporary file or directory, and registers the path `path_of`
+    /// gives, as one step with respect to `remove_all`.
+    pub fn create<T>(
+        &'static self,
+        create: impl FnOnce() -> std::io::Result<T>,
+        path_of: impl FnOnce(&T) -> &Path,
+    ) -> std::io::Result<(T, Temporary)> {
+        let mut registry = self.lock();
+        if registry.stopping {
+            return Err(stopping());
+        }
+        let made = create()?;
+        let path = path_of(&made).to_path_buf();
+        registry.paths.push(path.clone());
+        Ok((
+            made,
+            Temporary {
+                path,
+                registry: self,
+            },
+        ))
+    }
+
+    /// Runs `put_in_place` (the renames that put a finished output where it belongs) unless the
+    /// run is stopping; removal waits for it to finish. It must not create or drop a `Temporary`
+    /// (the registry is held).
+    pub fn commit<R>(&self, put_in_place: impl FnOnce() -> R) -> std::io::Result<R> {
+        let registry = self.lock();
+        if registry.stopping {
+            return Err(stopping());
+        }
+        let result = put_in_place();
+        drop(registry);
+        Ok(result)
+    }
+
+    /// Removes every registered temporary file and directory, and stops the run from creating
+    /// more or putting outputs in place.
+    pub fn remove_all(&self) {
+        let mut registry = self.lock();
+        registry.stopping = true;
+        for p in registry.paths.drain(..) {
+            if p.is_dir() {
+                let _ = std::fs::remove_dir_all(&p);
+            } else {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+    }
+
+    fn unregister(&self, path: &Path) {
+        let mut registry = self.lock();
+        if let Some(i) = registry.paths.iter().position(|p| p == path) {
+            registry.paths.swap_remove(i);
+        }
+    }
+}
+
+impl Default for Temporaries {
+    fn default() -> Temporaries {
+        Temporaries::new()
+    }
+}
+
+impl std::fmt::Debug for Temporaries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Temporaries")
+    }
+}
+
+/// The error of a step refused because the run is being interrupted (not `ErrorKind::Interrupted`,
+/// which writers retry).
+fn stopping() -> std::io::Error {
+    std::io::Error::other("the run was interrupted")
+}
+
+/// A registered temporary path (see `Temporaries::create`); unregistered when dropped.
+#[derive(Debug)]
+pub struct Temporary {
+    path: PathBuf,
+    registry: &'static Temporaries,
 }
 
 impl Drop for Temporary {
     fn drop(&mut self) {
-        if let Ok(mut all) = TEMPORARIES.lock()
-            && let Some(i) = all.iter().position(|p| *p == self.0)
-        {
-            all.swap_remove(i);
-        }
+        self.registry.unregister(&self.path);
     }
 }
 
-/// Removes every registered temporary file and directory (on SIGINT or SIGTERM).
+/// Removes every temporary file and directory of this run (on SIGINT or SIGTERM).
 pub fn remove_temporaries() {
-    if let Ok(all) = TEMPORARIES.lock() {
-        for p in all.iter() {
-            if p.is_dir() {
-                let _ = std::fs::remove_dir_all(p);
-            } else {
-                let _ = std::fs::remove_file(p);
-            }
-        }
-    }
+    TEMPORARIES.remove_all();
+}
+
+/// Registers a temporary made by `create` for removal on interruption (see `Temporaries::create`).
+pub fn create_temporary<T>(
+    create: impl FnOnce() -> std::io::Result<T>,
+    path_of: impl FnOnce(&T) -> &Path,
+) -> std::io::Result<(T, Temporary)> {
+    TEMPORARIES.create(create, path_of)
 }
 
 /// On SIGINT or SIGTERM: remove this run's temporary files, then exit with 128 + the signal.
@@ -226,13 +326,16 @@ pub fn temporary_file_in(
     dir: &Path,
     prefix: &str,
 ) -> std::io::Result<(tempfile::NamedTempFile, Temporary)> {
-    let file = tempfile::Builder::new()
-        .prefix(prefix)
-        .suffix(".tmp")
-        .permissions(std::fs::Permissions::from_mode(0o666))
-        .tempfile_in(dir)?;
-    let registered = Temporary::register(file.path());
-    Ok((file, registered))
+    create_temporary(
+        || {
+            tempfile::Builder::new()
+                .prefix(prefix)
+                .suffix(".tmp")
+                .permissions(std::fs::Permissions::from_mode(0o666))
+                .tempfile_in(dir)
+        },
+        |file| file.path(),
+    )
 }
 
 /// Bytes written once, in order, and read back (whole, any number of times): held in memory up
@@ -396,22 +499,27 @@ impl AtomicFile {
             .as_file()
             .sync_all()
             .map_err(|e| Error::io(&self.target, e))?;
-        if force {
-            self.temp
-                .persist(&self.target)
-                .map_err(|e| Error::io(&self.target, e.error))?;
-        } else {
-            self.temp.persist_noclobber(&self.target).map_err(|e| {
-                if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-                    output_error(
-                        &self.target,
-                        "appeared while this run was writing it (another run?); pass --force to replace it",
-                    )
+        let target = &self.target;
+        let temp = self.temp;
+        let persisted = TEMPORARIES
+            .commit(|| {
+                if force {
+                    temp.persist(target)
                 } else {
-                    Error::io(&self.target, e.error)
+                    temp.persist_noclobber(target)
                 }
-            })?;
-        }
+            })
+            .map_err(|e| Error::io(target, e))?;
+        persisted.map_err(|e| {
+            if !force && e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                output_error(
+                    target,
+                    "appeared while this run was writing it (another run?); pass --force to replace it",
+                )
+            } else {
+                Error::io(target, e.error)
+            }
+        })?;
         Ok(())
     }
 }
@@ -429,13 +537,16 @@ pub fn write_atomic(target: &Path, bytes: &[u8], force: bool) -> Result<()> {
 pub fn staging_dir_beside(target: &Path) -> Result<(tempfile::TempDir, Temporary)> {
     let parent = parent_dir(target);
     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let dir = tempfile::Builder::new()
-        .prefix(".audience-model-")
-        .permissions(std::fs::Permissions::from_mode(0o777))
-        .tempdir_in(parent)
-        .map_err(|e| Error::io(parent, e))?;
-    let registered = Temporary::register(dir.path());
-    Ok((dir, registered))
+    create_temporary(
+        || {
+            tempfile::Builder::new()
+                .prefix(".audience-model-")
+                .permissions(std::fs::Permissions::from_mode(0o777))
+                .tempdir_in(parent)
+        },
+        |dir| dir.path(),
+    )
+    .map_err(|e| Error::io(parent, e))
 }
 
 /// Renames `from` to `to` unless `to` exists, atomically where the system can
@@ -481,7 +592,10 @@ fn rename_new(from: &Path, to: &Path) -> std::io::Result<()> {
 /// first and removed only after the new one is in place.
 pub fn replace_dir(staged: &Path, target: &Path, force: bool) -> Result<()> {
     if std::fs::symlink_metadata(target).is_err() {
-        return rename_new(staged, target).map_err(|e| {
+        let renamed = TEMPORARIES
+            .commit(|| rename_new(staged, target))
+            .map_err(|e| Error::io(target, e))?;
+        return renamed.map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
                 output_error(
                     target,
@@ -501,13 +615,22 @@ pub fn replace_dir(staged: &Path, target: &Path, force: bool) -> Result<()> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
     ));
-    let _registered = Temporary::register(&aside);
-    std::fs::rename(target, &aside).map_err(|e| Error::io(target, e))?;
-    if let Err(e) = rename_new(staged, target) {
-        // Put the old bundle back rather than lose it.
-        let _ = std::fs::rename(&aside, target);
-        return Err(Error::io(target, e));
-    }
+    // Registered before it exists: an interruption before the swap finds nothing there (and the
+    // old bundle still in place), one after it removes the old bundle the new one replaced.
+    let (_, _registered) = create_temporary(|| Ok(aside.clone()), |p| p.as_path())
+        .map_err(|e| Error::io(target, e))?;
+    let swapped = TEMPORARIES
+        .commit(|| -> Result<()> {
+            std::fs::rename(target, &aside).map_err(|e| Error::io(target, e))?;
+            if let Err(e) = rename_new(staged, target) {
+                // Put the old bundle back rather than lose it.
+                let _ = std::fs::rename(&aside, target);
+                return Err(Error::io(target, e));
+            }
+            Ok(())
+        })
+        .map_err(|e| Error::io(target, e))?;
+    swapped?;
     let _ = std::fs::remove_dir_all(&aside);
     Ok(())
 }
@@ -599,6 +722,107 @@ mod tests {
         }
         assert!(!path.exists());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    /// Entries of `dir`, sorted.
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn an_interruption_while_a_temporary_is_being_created_still_removes_it() {
+        static RUN: Temporaries = Temporaries::new();
+        let dir = tempfile::tempdir().unwrap();
+        let (started, creating) = std::sync::mpsc::channel();
+        let path = dir.path().to_path_buf();
+        let creator = std::thread::spawn(move || {
+            RUN.create(
+                || {
+                    started.send(()).unwrap();
+                    // The signal arrives here, after the creation began and before it is done.
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    tempfile::Builder::new().prefix(".t-").tempfile_in(&path)
+                },
+                |file| file.path(),
+            )
+        });
+        creating.recv().unwrap();
+        RUN.remove_all();
+        let created = creator.join().unwrap().unwrap();
+        assert_eq!(entries(dir.path()), Vec::<String>::new());
+        drop(created);
+    }
+
+    #[test]
+    fn once_removal_began_nothing_is_created_or_put_in_place() {
+        static RUN: Temporaries = Temporaries::new();
+        let dir = tempfile::tempdir().unwrap();
+        let (file, _registered) = RUN
+            .create(
+                || tempfile::tempfile_in(dir.path()).map(|f| (f, dir.path().join("x"))),
+                |(_, p)| p,
+            )
+            .unwrap();
+        drop(file);
+        RUN.remove_all();
+        let mut called = false;
+        assert!(
+            RUN.create(
+                || {
+                    called = true;
+                    tempfile::tempdir_in(dir.path())
+                },
+                |d| d.path()
+            )
+            .is_err()
+        );
+        assert!(!called, "nothing is created once the run is stopping");
+        assert!(RUN.commit(|| called = true).is_err());
+        assert!(
+            !called,
+            "no output is put in place once the run is stopping"
+        );
+        assert_eq!(entries(dir.path()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn removal_waits_for_an_output_being_put_in_place() {
+        static RUN: Temporaries = Temporaries::new();
+        let parent = tempfile::tempdir().unwrap();
+        let (staged, _registered) = RUN
+            .create(
+                || {
+                    tempfile::Builder::new()
+                        .prefix(".staged-")
+                        .tempdir_in(parent.path())
+                },
+                |d| d.path(),
+            )
+            .unwrap();
+        for name in ["model.txt", "audience-model.json"] {
+            std::fs::write(staged.path().join(name), name).unwrap();
+        }
+        let staged = staged.keep();
+        let target = parent.path().join("model");
+        let (started, committing) = std::sync::mpsc::channel();
+        let (from, to) = (staged.clone(), target.clone());
+        let committer = std::thread::spawn(move || {
+            RUN.commit(|| {
+                started.send(()).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                std::fs::rename(&from, &to)
+            })
+        });
+        committing.recv().unwrap();
+        RUN.remove_all();
+        committer.join().unwrap().unwrap().unwrap();
+        assert_eq!(entries(parent.path()), ["model"]);
+        assert_eq!(entries(&target), ["audience-model.json", "model.txt"]);
     }
 
     #[test]

@@ -128,12 +128,12 @@ impl Remote {
     /// name is its file's stem).
     fn slot(&mut self) -> Result<PathBuf> {
         if self.spool.is_none() {
-            let dir = tempfile::Builder::new()
-                .prefix(".audience-s3-")
-                .tempdir()
-                .map_err(|e| Error::io(std::env::temp_dir(), e))?;
-            let registered = Temporary::register(dir.path());
-            self.spool = Some((dir, registered));
+            let spool = crate::output::create_temporary(
+                || tempfile::Builder::new().prefix(".audience-s3-").tempdir(),
+                |dir| dir.path(),
+            )
+            .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+            self.spool = Some(spool);
         }
         let (dir, _) = self.spool.as_ref().expect("made above");
         self.next += 1;
