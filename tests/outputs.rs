@@ -1,6 +1,7 @@
 //! End-to-end: nothing is lost. `--force` replaces only what audience wrote, never an input;
 //! two runs never silently replace each other's output; an interrupted run leaves no temporary
-//! files; outputs get the usual permissions.
+//! files, and the bundle it was replacing either whole or replaced whole; outputs get the usual
+//! permissions.
 
 mod common;
 
@@ -216,6 +217,73 @@ fn an_interrupted_score_leaves_no_temporary_files() {
         assert!(!status.success(), "{signal}: {status:?}");
         assert!(leftovers(d).is_empty(), "{signal}: {:?}", leftovers(d));
         assert!(!d.join("scores.csv").exists());
+    }
+}
+
+#[test]
+fn an_interrupted_train_force_leaves_the_old_bundle_or_the_new_one_whole() {
+    let ws = workspace();
+    let d = ws.path();
+    let train = |rounds: &str| {
+        Command::new(audience_bin())
+            .current_dir(d)
+            .env("OMP_WAIT_POLICY", "PASSIVE")
+            .args([
+                "train",
+                "--out",
+                "model",
+                "--force",
+                "-q",
+                "--num-rounds",
+                rounds,
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let bundle = || {
+        (
+            std::fs::read_to_string(d.join("model/model.txt")).unwrap(),
+            std::fs::read_to_string(d.join("model/audience-model.json")).unwrap(),
+        )
+    };
+    // The two bundles a run can leave, and how long a replacing run takes here.
+    assert!(train("5").wait().unwrap().success());
+    let five = bundle();
+    let started = Instant::now();
+    assert!(train("6").wait().unwrap().success());
+    let whole = started.elapsed();
+    let six = bundle();
+    assert_ne!(five, six);
+    // Interruptions spread over the whole run, past its end too: each time the target holds one
+    // of the two bundles, whole, and nothing else is left behind.
+    let trials = 12u32;
+    for trial in 0..trials {
+        let rounds = if trial % 2 == 0 { "5" } else { "6" };
+        let mut child = train(rounds);
+        std::thread::sleep(whole * trial / (trials - 2));
+        let signal = if trial % 3 == 0 { "-TERM" } else { "-INT" };
+        let _ = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .stderr(Stdio::null())
+            .status();
+        let status = child.wait().unwrap();
+        let left = bundle();
+        assert!(
+            left == five || left == six,
+            "trial {trial} ({status:?}): the model folder holds neither bundle"
+        );
+        let mut entries: Vec<String> = std::fs::read_dir(d.join("model"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        entries.sort();
+        assert_eq!(
+            entries,
+            ["audience-model.json", "model.txt"],
+            "trial {trial}"
+        );
+        assert!(leftovers(d).is_empty(), "trial {trial}: {:?}", leftovers(d));
     }
 }
 
