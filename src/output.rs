@@ -8,7 +8,7 @@
 //!   anything else is never replaced.
 //! - An output that is one of the run's inputs (the same file by device and inode, through
 //!   symlinks too) is an error, `--force` or not.
-//! - Temporary files are removed when the run is interrupted (SIGINT, SIGTERM).
+//! - Temporary files are removed when the run is interrupted (SIGINT, SIGTERM, SIGHUP).
 //! - Outputs are created with the usual permissions (0666, 0777 for directories, less the umask).
 
 use std::io::Write;
@@ -296,11 +296,20 @@ pub fn create_temporary<T>(
     TEMPORARIES.create(create, path_of)
 }
 
-/// On SIGINT or SIGTERM: remove this run's temporary files, then exit with 128 + the signal.
-/// (The SageMaker container handles its own signals and does not call this.)
+/// On SIGINT, SIGTERM or SIGHUP: remove this run's temporary files, then exit with 128 + the
+/// signal. A signal the caller set to be ignored stays ignored, as `nohup` (SIGHUP) and a shell
+/// starting a background job (SIGINT) intend. (The SageMaker container handles its own signals
+/// and does not call this.)
 pub fn clean_up_on_signals() -> std::io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let watched: Vec<libc::c_int> = [SIGINT, SIGTERM, SIGHUP]
+        .into_iter()
+        .filter(|&signal| !is_ignored(signal))
+        .collect();
+    if watched.is_empty() {
+        return Ok(());
+    }
+    let mut signals = signal_hook::iterator::Signals::new(watched)?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
@@ -310,6 +319,17 @@ pub fn clean_up_on_signals() -> std::io::Result<()> {
             }
         })?;
     Ok(())
+}
+
+/// Whether `signal` is set to be ignored (inherited from the caller: nothing in this process
+/// sets that).
+fn is_ignored(signal: libc::c_int) -> bool {
+    // SAFETY: a query (no new action is given) into a zeroed `sigaction` owned here.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut current) == 0
+            && current.sa_sigaction == libc::SIG_IGN
+    }
 }
 
 /// A temporary file beside `target`, created with the usual permissions, registered for

@@ -1,7 +1,7 @@
 //! End-to-end: nothing is lost. `--force` replaces only what audience wrote, never an input;
 //! two runs never silently replace each other's output; an interrupted run leaves no temporary
-//! files, and the bundle it was replacing either whole or replaced whole; outputs get the usual
-//! permissions.
+//! files, and the bundle it was replacing either whole or replaced whole; signals the caller
+//! ignores stay ignored; outputs get the usual permissions.
 
 mod common;
 
@@ -183,7 +183,7 @@ fn an_interrupted_score_leaves_no_temporary_files() {
         big.push_str(rows);
     }
     std::fs::write(d.join("big.csv"), big).unwrap();
-    for signal in ["INT", "TERM"] {
+    for signal in ["INT", "TERM", "HUP"] {
         let mut child = Command::new(audience_bin())
             .current_dir(d)
             .args([
@@ -218,6 +218,63 @@ fn an_interrupted_score_leaves_no_temporary_files() {
         assert!(leftovers(d).is_empty(), "{signal}: {:?}", leftovers(d));
         assert!(!d.join("scores.csv").exists());
     }
+}
+
+#[test]
+fn signals_the_caller_ignores_stay_ignored() {
+    let ws = workspace();
+    let d = ws.path();
+    audience(d)
+        .args(["train", "--out", "model", "-q", "--num-rounds", "5"])
+        .assert()
+        .success();
+    // The bank history five times over, so that the run is still going when the signals come.
+    let bank = std::fs::read_to_string(bank_csv()).unwrap();
+    let (header, rows) = bank.split_once('\n').unwrap();
+    let mut big = String::from(header);
+    for _ in 0..5 {
+        big.push('\n');
+        big.push_str(rows.trim_end());
+    }
+    std::fs::write(d.join("big.csv"), big).unwrap();
+    // As `nohup` leaves SIGHUP, and a shell a background job's SIGINT: ignored, across exec.
+    let mut child = Command::new("sh")
+        .current_dir(d)
+        .arg("-c")
+        .arg("trap '' HUP INT; exec \"$0\" score --data big.csv --out scores.csv -q")
+        .arg(audience_bin())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while leftovers(d).is_empty() {
+        assert!(Instant::now() < deadline, "score never started writing");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "score ended before the signals came"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for signal in ["-HUP", "-INT"] {
+        let sent = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = std::fs::read_to_string(d.join("scores.csv")).unwrap();
+    assert_eq!(
+        written.lines().count(),
+        1 + 5 * rows.trim_end().lines().count()
+    );
+    assert!(leftovers(d).is_empty(), "{:?}", leftovers(d));
 }
 
 #[test]
