@@ -28,15 +28,47 @@ fn output_error(path: &Path, message: impl Into<String>) -> Error {
     }
 }
 
-/// Fails when `path` exists and `force` is false.
+/// Fails when `path` exists and `force` is false, and whenever it exists as anything but a
+/// regular file: a device, a named pipe, a socket or a symbolic link is not something audience
+/// wrote, and renaming a finished file over it would replace it (`/dev/null` itself, for root).
 pub fn check_overwrite(path: &Path, force: bool) -> Result<()> {
-    if !force && std::fs::symlink_metadata(path).is_ok() {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if !meta.is_file() {
+        return Err(output_error(
+            path,
+            format!(
+                "is {}, not a file audience wrote: an output replaces only a regular file; choose another name",
+                kind_of(&meta.file_type())
+            ),
+        ));
+    }
+    if !force {
         return Err(output_error(
             path,
             "already exists; pass --force to replace it",
         ));
     }
     Ok(())
+}
+
+/// What a directory entry that is not a regular file is, in words.
+fn kind_of(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a named pipe"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
 }
 
 /// The files a run reads, by device and inode.
@@ -108,6 +140,26 @@ pub fn check_file_output(path: &Path, force: bool, inputs: &Inputs) -> Result<()
     }
     if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
         return Err(output_error(path, "is a directory; name a file to write"));
+    }
+    // Before any work, not when the finished file is put in place.
+    let folder = parent_dir(path);
+    match std::fs::metadata(folder) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(output_error(
+                path,
+                format!("cannot be written: {} is not a folder", folder.display()),
+            ));
+        }
+        Err(_) => {
+            return Err(output_error(
+                path,
+                format!(
+                    "cannot be written: the folder {} does not exist",
+                    folder.display()
+                ),
+            ));
+        }
     }
     check_overwrite(path, force)
 }
@@ -882,6 +934,43 @@ mod tests {
             assert!(e.contains("is one of the inputs"), "{e}");
         }
         check_file_output(&dir.path().join("new.csv"), false, &inputs).unwrap();
+    }
+
+    #[test]
+    fn only_regular_files_are_replaced_and_the_folder_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("old.csv");
+        std::fs::write(&file, "a").unwrap();
+        check_file_output(&file, true, &Inputs::default()).unwrap();
+        let link = dir.path().join("link.csv");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let fifo = dir.path().join("fifo.csv");
+        let c_fifo = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
+        for (target, kind) in [
+            (link.as_path(), "is a symbolic link"),
+            (fifo.as_path(), "is a named pipe"),
+            (Path::new("/dev/null"), "is a device"),
+        ] {
+            for force in [false, true] {
+                let e = check_file_output(target, force, &Inputs::default())
+                    .unwrap_err()
+                    .to_string();
+                assert!(e.contains(kind) && e.contains("choose another name"), "{e}");
+                let e = AtomicFile::create(target, force).err().unwrap().to_string();
+                assert!(e.contains(kind), "{e}");
+            }
+        }
+        assert_eq!(std::fs::read(&file).unwrap(), b"a");
+        let e = check_file_output(&dir.path().join("nodir/out.csv"), true, &Inputs::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("the folder") && e.contains("nodir"), "{e}");
+        let e = check_file_output(&file.join("out.csv"), true, &Inputs::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not a folder"), "{e}");
     }
 
     #[test]

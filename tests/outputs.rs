@@ -165,6 +165,72 @@ fn two_runs_writing_one_new_output_never_both_succeed() {
 }
 
 #[test]
+fn outputs_in_missing_folders_or_over_pipes_and_links_are_refused_up_front() {
+    let ws = workspace();
+    let d = ws.path();
+    let run = audience(d)
+        .args([
+            "compare",
+            "rules/*.sql",
+            "--output",
+            "nodir/report.json",
+            "-q",
+        ])
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&run.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("nodir/report.json") && stderr.contains("the folder nodir does not exist"),
+        "{stderr}"
+    );
+    audience(d)
+        .args(["train", "--out", "model", "-q", "--num-rounds", "5"])
+        .assert()
+        .success();
+    assert!(
+        Command::new("mkfifo")
+            .arg(d.join("pipe.csv"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::write(d.join("kept.csv"), "mine\n").unwrap();
+    std::os::unix::fs::symlink(d.join("kept.csv"), d.join("link.csv")).unwrap();
+    for (out, kind) in [
+        ("pipe.csv", "a named pipe"),
+        ("link.csv", "a symbolic link"),
+    ] {
+        let run = audience(d)
+            .args([
+                "score",
+                "--data",
+                &bank_csv().display().to_string(),
+                "--out",
+                out,
+                "--force",
+                "-q",
+            ])
+            .assert()
+            .code(2);
+        let stderr = String::from_utf8_lossy(&run.get_output().stderr).into_owned();
+        assert!(stderr.contains(&format!("is {kind}")), "{out}: {stderr}");
+    }
+    let pipe = std::fs::symlink_metadata(d.join("pipe.csv")).unwrap();
+    assert!(std::os::unix::fs::FileTypeExt::is_fifo(&pipe.file_type()));
+    assert!(
+        std::fs::symlink_metadata(d.join("link.csv"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("kept.csv")).unwrap(),
+        "mine\n"
+    );
+    assert!(leftovers(d).is_empty(), "{:?}", leftovers(d));
+}
+
+#[test]
 fn an_interrupted_score_leaves_no_temporary_files() {
     let ws = workspace();
     let d = ws.path();
