@@ -127,8 +127,57 @@ impl Inputs {
     }
 }
 
-/// Checks an output file before any work: not an input, not a directory, and new unless `force`.
+/// Checks a file output before any work: not one of `inputs`, not a directory, in a folder that
+/// exists, and replaceable (`check_overwrite`).
 pub fn check_file_output(path: &Path, force: bool, inputs: &Inputs) -> Result<()> {
+    check_file_target(path, force, inputs)?;
+    let folder = parent_dir(path);
+    match std::fs::metadata(folder) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(not_a_folder(path, folder)),
+        Err(_) => Err(output_error(
+            path,
+            format!(
+                "cannot be written: the folder {} does not exist",
+                folder.display()
+            ),
+        )),
+    }
+}
+
+/// As `check_file_output`, for a file in a folder the run creates when it is absent: the
+/// folder, or the nearest of its ancestors that exists, must be a folder.
+pub fn check_file_output_in_created_folder(
+    path: &Path,
+    force: bool,
+    inputs: &Inputs,
+) -> Result<()> {
+    check_file_target(path, force, inputs)?;
+    match parent_dir(path)
+        .ancestors()
+        .map(|a| {
+            if a.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                a
+            }
+        })
+        .find_map(|a| std::fs::metadata(a).ok().map(|m| (a, m)))
+    {
+        Some((existing, m)) if !m.is_dir() => Err(not_a_folder(path, existing)),
+        _ => Ok(()),
+    }
+}
+
+fn not_a_folder(path: &Path, folder: &Path) -> Error {
+    output_error(
+        path,
+        format!("cannot be written: {} is not a folder", folder.display()),
+    )
+}
+
+/// The checks of a file output's own path (see `check_file_output`).
+fn check_file_target(path: &Path, force: bool, inputs: &Inputs) -> Result<()> {
     if let Some(input) = inputs.same_as(path) {
         return Err(output_error(
             path,
@@ -140,26 +189,6 @@ pub fn check_file_output(path: &Path, force: bool, inputs: &Inputs) -> Result<()
     }
     if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
         return Err(output_error(path, "is a directory; name a file to write"));
-    }
-    // Before any work, not when the finished file is put in place.
-    let folder = parent_dir(path);
-    match std::fs::metadata(folder) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => {
-            return Err(output_error(
-                path,
-                format!("cannot be written: {} is not a folder", folder.display()),
-            ));
-        }
-        Err(_) => {
-            return Err(output_error(
-                path,
-                format!(
-                    "cannot be written: the folder {} does not exist",
-                    folder.display()
-                ),
-            ));
-        }
     }
     check_overwrite(path, force)
 }
@@ -971,6 +1000,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("is not a folder"), "{e}");
+        // A folder the run creates: absent is fine, a file where a folder would go is not.
+        let deep = dir.path().join("new/er/out.csv");
+        check_file_output_in_created_folder(&deep, false, &Inputs::default()).unwrap();
+        check_file_output_in_created_folder(Path::new("out.csv"), false, &Inputs::default())
+            .unwrap();
+        let e = check_file_output_in_created_folder(
+            &file.join("er/out.csv"),
+            false,
+            &Inputs::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("old.csv is not a folder"), "{e}");
+        let e = check_file_output_in_created_folder(&link, false, &Inputs::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is a symbolic link"), "{e}");
     }
 
     #[test]

@@ -180,7 +180,8 @@ pub fn select(request: &SelectRequest, progress: &mut dyn FnMut(u64)) -> Result<
     let mut inputs = request.inputs.clone();
     inputs.add(request.candidates);
     inputs.add(&bundle.source);
-    output::check_file_output(request.output, request.force, &inputs)?;
+    // The output's folder is created if absent (the staging folder goes beside the output).
+    output::check_file_output_in_created_folder(request.output, request.force, &inputs)?;
     if let AudienceSize::Share(s) = request.size
         && !(s > 0.0 && s <= 1.0)
     {

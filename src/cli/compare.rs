@@ -207,7 +207,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
     // Audience files that would be refused are refused now, not after training.
     if let Some(dir) = &args.audiences {
         for rule in &rules {
-            output::check_file_output(
+            output::check_file_output_in_created_folder(
                 &dir.join(format!("{}.csv", rule.name)),
                 args.force,
                 &inputs,
