@@ -6,7 +6,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{audience, audience_bin, workspace};
+use common::{audience, audience_bin, make_fifo, workspace};
 
 /// Runs `command` and fails the test if it has not ended within `limit` (then kills it).
 fn ends_within(mut command: Command, limit: Duration) -> std::process::Output {
@@ -36,13 +36,7 @@ fn ends_within(mut command: Command, limit: Duration) -> std::process::Output {
 fn a_fifo_as_data_is_refused_instead_of_hanging() {
     let ws = workspace();
     let dir = ws.path();
-    assert!(
-        Command::new("mkfifo")
-            .arg(dir.join("pipe.csv"))
-            .status()
-            .unwrap()
-            .success()
-    );
+    make_fifo(&dir.join("pipe.csv"));
     audience(dir)
         .args(["train", "--out", "model", "-q", "--num-rounds", "3"])
         .assert()

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{audience, audience_bin, bank_csv, workspace};
+use common::{audience, audience_bin, bank_csv, make_fifo, workspace};
 
 /// Trains the bank model once per test and returns its model.txt.
 fn bundle(dir: &Path) -> String {
@@ -273,8 +273,7 @@ fn a_model_that_is_a_device_or_a_fifo_is_refused_without_reading_it() {
     .unwrap();
     std::os::unix::fs::symlink("/dev/zero", zero.join("model.txt")).unwrap();
     let fifo = dir.join("fifo.txt");
-    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
-    assert!(made.success());
+    make_fifo(&fifo);
     for model in ["zero", "fifo.txt"] {
         let (code, stderr) = score(dir, model, "native").unwrap_err();
         assert_eq!(code, 2);

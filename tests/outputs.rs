@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{audience, audience_bin, bank_csv, workspace};
+use common::{audience, audience_bin, bank_csv, make_fifo, train_small_model, workspace};
 
 fn leftovers(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
@@ -123,10 +123,7 @@ fn force_never_replaces_a_directory_that_is_not_a_bundle() {
 fn an_output_that_is_an_input_is_refused_even_with_force() {
     let ws = workspace();
     let dir = ws.path();
-    audience(dir)
-        .args(["train", "--out", "model", "-q", "--num-rounds", "5"])
-        .assert()
-        .success();
+    train_small_model(dir, "model");
     std::fs::copy(bank_csv(), dir.join("candidates.csv")).unwrap();
     std::os::unix::fs::symlink(dir.join("candidates.csv"), dir.join("alias.csv")).unwrap();
     let before = std::fs::read(dir.join("candidates.csv")).unwrap();
@@ -221,17 +218,8 @@ fn outputs_in_missing_folders_or_over_pipes_and_links_are_refused_up_front() {
         stderr.contains("nodir/report.json") && stderr.contains("the folder nodir does not exist"),
         "{stderr}"
     );
-    audience(d)
-        .args(["train", "--out", "model", "-q", "--num-rounds", "5"])
-        .assert()
-        .success();
-    assert!(
-        Command::new("mkfifo")
-            .arg(d.join("pipe.csv"))
-            .status()
-            .unwrap()
-            .success()
-    );
+    train_small_model(d, "model");
+    make_fifo(&d.join("pipe.csv"));
     std::fs::write(d.join("kept.csv"), "mine\n").unwrap();
     std::os::unix::fs::symlink(d.join("kept.csv"), d.join("link.csv")).unwrap();
     for (out, kind) in [
@@ -272,10 +260,7 @@ fn outputs_in_missing_folders_or_over_pipes_and_links_are_refused_up_front() {
 fn an_interrupted_score_leaves_no_temporary_files() {
     let ws = workspace();
     let d = ws.path();
-    audience(d)
-        .args(["train", "--out", "model", "-q", "--num-rounds", "5"])
-        .assert()
-        .success();
+    train_small_model(d, "model");
     // The bank history twenty times over: 900,000 candidates.
     write_bank_times(d, 20);
     for signal in ["INT", "TERM", "HUP"] {
@@ -307,10 +292,7 @@ fn an_interrupted_score_leaves_no_temporary_files() {
 fn signals_the_caller_ignores_stay_ignored() {
     let ws = workspace();
     let d = ws.path();
-    audience(d)
-        .args(["train", "--out", "model", "-q", "--num-rounds", "5"])
-        .assert()
-        .success();
+    train_small_model(d, "model");
     // The bank history five times over, so that the run is still going when the signals come.
     let rows = write_bank_times(d, 5);
     // As `nohup` leaves SIGHUP, and a shell a background job's SIGINT: ignored, across exec.

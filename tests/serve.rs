@@ -6,7 +6,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-use common::{audience, bank_csv, run_python, workspace};
+use common::{audience, bank_csv, run_python, train_small_model, workspace};
 
 /// Starts `audience container serve` on a free loopback port; returns the child and its URL.
 fn start_server(opt_ml: &std::path::Path, envs: &[(&str, &str)]) -> (Child, String) {
@@ -122,10 +122,7 @@ fn serve_holds_a_load_test_and_answers_exactly() {
 fn payload_limit_and_strategy_come_from_the_environment() {
     let ws = workspace();
     let dir = ws.path();
-    audience(dir)
-        .args(["train", "--out", "opt_ml/model", "-q", "--num-rounds", "5"])
-        .assert()
-        .success();
+    train_small_model(dir, "opt_ml/model");
     let (child, url) = start_server(
         &dir.join("opt_ml"),
         &[
@@ -193,10 +190,7 @@ fn raw_exchange(
 fn oversized_claims_and_stalled_clients_cannot_hold_the_server() {
     let ws = workspace();
     let dir = ws.path();
-    audience(dir)
-        .args(["train", "--out", "opt_ml/model", "-q", "--num-rounds", "5"])
-        .assert()
-        .success();
+    train_small_model(dir, "opt_ml/model");
     let (child, url) = start_server(
         &dir.join("opt_ml"),
         &[

@@ -38,6 +38,20 @@ pub fn audience(dir: &Path) -> assert_cmd::Command {
     cmd
 }
 
+/// Trains a five-round model of the workspace's history into the bundle `dir/out`.
+pub fn train_small_model(dir: &Path, out: &str) {
+    audience(dir)
+        .args(["train", "--out", out, "-q", "--num-rounds", "5"])
+        .assert()
+        .success();
+}
+
+/// Makes a named pipe at `path`.
+pub fn make_fifo(path: &Path) {
+    let made = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
 /// The bundled bank example (CC BY 4.0, in the repository).
 pub fn bank_csv() -> PathBuf {
     repo().join("examples/bank/bank-full.csv")
