@@ -9,7 +9,7 @@
 pub mod bootstrap;
 pub mod ranking;
 
-use rayon::slice::ParallelSliceMut;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub use bootstrap::{BootstrapInterval, paired_rate_diff_intervals, quantile};
@@ -38,48 +38,85 @@ pub fn auc(scores: &[f64], labels: &[u8]) -> Option<f64> {
 
 /// [`auc`] with its buffers kept, for the many AUCs of the same rows (a model's scores after
 /// each boosting round).
+///
+/// The rows are cut into one part per core; each part's two classes are keyed and sorted on its
+/// own core, and U is the sum over every (positive part, negative part) pair of that pair's
+/// count: whole numbers, so the sum is the same whatever the cut. Sorting parts of a few
+/// thousand keys on every core beats one parallel sort of the whole class, whose first
+/// partition runs on one core (bench/RESULTS.md).
 #[derive(Debug, Default)]
 pub struct AucBuffers {
-    positive_keys: Vec<i64>,
-    negative_keys: Vec<i64>,
+    parts: Vec<ClassKeys>,
 }
+
+/// One part's keys ([`order_key`], NaN lowest), each class sorted.
+#[derive(Debug, Default)]
+struct ClassKeys {
+    positive: Vec<i64>,
+    negative: Vec<i64>,
+}
+
+/// Rows below which a part is not worth a core's wake-up.
+const AUC_ROWS_PER_PART: usize = 16_384;
 
 impl AucBuffers {
     /// [`auc`], reusing the buffers.
     pub fn auc(&mut self, scores: &[f64], labels: &[u8]) -> Option<f64> {
-        self.positive_keys.clear();
-        self.negative_keys.clear();
-        for (&s, &y) in scores.iter().zip(labels) {
-            let key = if s.is_nan() { i64::MIN } else { order_key(s) };
-            if y == 1 {
-                self.positive_keys.push(key);
-            } else {
-                self.negative_keys.push(key);
+        let parts = (scores.len() / AUC_ROWS_PER_PART).clamp(1, rayon::current_num_threads());
+        self.auc_in_parts(scores, labels, parts)
+    }
+
+    /// [`auc`] over `parts` parts of the rows (the same number for any count of parts).
+    fn auc_in_parts(&mut self, scores: &[f64], labels: &[u8], parts: usize) -> Option<f64> {
+        let rows = scores.len().min(labels.len());
+        let parts = parts.clamp(1, rows.max(1));
+        self.parts.resize_with(parts, ClassKeys::default);
+        self.parts.truncate(parts);
+        let per_part = rows.div_ceil(parts);
+        self.parts.par_iter_mut().enumerate().for_each(|(i, part)| {
+            let range = (i * per_part).min(rows)..((i + 1) * per_part).min(rows);
+            part.positive.clear();
+            part.negative.clear();
+            for (&s, &y) in scores[range.clone()].iter().zip(&labels[range]) {
+                let key = if s.is_nan() { i64::MIN } else { order_key(s) };
+                if y == 1 {
+                    part.positive.push(key);
+                } else {
+                    part.negative.push(key);
+                }
             }
-        }
-        if self.positive_keys.is_empty() || self.negative_keys.is_empty() {
+            part.positive.sort_unstable();
+            part.negative.sort_unstable();
+        });
+        let positives: usize = self.parts.iter().map(|p| p.positive.len()).sum();
+        let negatives: usize = self.parts.iter().map(|p| p.negative.len()).sum();
+        if positives == 0 || negatives == 0 {
             return None;
         }
-        // The two classes are seldom the same size (often a few percent positive): each sort
-        // splits across the cores, so sorting the larger one leaves no core idle.
-        rayon::join(
-            || self.positive_keys.par_sort_unstable(),
-            || self.negative_keys.par_sort_unstable(),
-        );
-        let (positives, negatives) = (&self.positive_keys, &self.negative_keys);
-        // For each run of equal positive keys: the negatives below it, and those equal to it.
-        let mut twice_u: u128 = 0;
-        let (mut below, mut p) = (0usize, 0usize);
-        while p < positives.len() {
-            let key = positives[p];
-            let run = positives[p..].partition_point(|&k| k == key);
-            below += negatives[below..].partition_point(|&k| k < key);
-            let equal = negatives[below..].partition_point(|&k| k == key);
-            twice_u += run as u128 * (2 * below + equal) as u128;
-            p += run;
-        }
-        Some((twice_u as f64 / 2.0) / (positives.len() as f64 * negatives.len() as f64))
+        let all = &self.parts;
+        let twice_u: u128 = (0..parts * parts)
+            .into_par_iter()
+            .map(|pair| twice_u(&all[pair / parts].positive, &all[pair % parts].negative))
+            .sum();
+        Some((twice_u as f64 / 2.0) / (positives as f64 * negatives as f64))
     }
+}
+
+/// Twice Mann-Whitney U of sorted `positives` against sorted `negatives`: for each positive, two
+/// for every negative below it and one for every negative equal to it.
+fn twice_u(positives: &[i64], negatives: &[i64]) -> u128 {
+    let mut twice_u: u128 = 0;
+    let (mut below, mut p) = (0usize, 0usize);
+    // For each run of equal positive keys: the negatives below it, and those equal to it.
+    while p < positives.len() {
+        let key = positives[p];
+        let run = positives[p..].partition_point(|&k| k == key);
+        below += negatives[below..].partition_point(|&k| k < key);
+        let equal = negatives[below..].partition_point(|&k| k == key);
+        twice_u += run as u128 * (2 * below + equal) as u128;
+        p += run;
+    }
+    twice_u
 }
 
 /// An integer that orders as `x` does (for numbers; -0 and +0 are equal, as in a float compare).
@@ -96,9 +133,9 @@ pub fn order_key(x: f64) -> i64 {
 /// cannot be estimated.
 pub fn auc_with_ci(scores: &[f64], labels: &[u8]) -> Option<(f64, Option<(f64, f64)>)> {
     let mut buffers = AucBuffers::default();
-    let auc = buffers.auc(scores, labels)?;
-    // The buffers hold each class's keys, sorted.
-    let (positives, negatives) = (&buffers.positive_keys, &buffers.negative_keys);
+    // In one part, the buffers hold each class's keys, all sorted.
+    let auc = buffers.auc_in_parts(scores, labels, 1)?;
+    let (positives, negatives) = (&buffers.parts[0].positive, &buffers.parts[0].negative);
     let (m, n) = (positives.len(), negatives.len());
     if m < 2 || n < 2 {
         return Some((auc, None));
@@ -780,6 +817,15 @@ mod tests {
                 let ours = buffers.auc(&scores, &labels);
                 let fresh = auc(&scores, &labels);
                 assert_eq!(ours.map(f64::to_bits), fresh.map(f64::to_bits));
+                // Cut into parts (more than rows, too), the count is the same.
+                for parts in [2, 3, 7, n + 1] {
+                    let cut = buffers.auc_in_parts(&scores, &labels, parts);
+                    assert_eq!(
+                        cut.map(f64::to_bits),
+                        ours.map(f64::to_bits),
+                        "{parts} parts"
+                    );
+                }
                 if pairs == 0 {
                     assert_eq!(ours, None);
                     continue;
