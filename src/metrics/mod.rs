@@ -39,10 +39,10 @@ pub fn auc(scores: &[f64], labels: &[u8]) -> Option<f64> {
 /// [`auc`] with its buffers kept, for the many AUCs of the same rows (a model's scores after
 /// each boosting round).
 ///
-/// The rows are cut into one part per core; each part's two classes are keyed and sorted on its
-/// own core, and U is the sum over every (positive part, negative part) pair of that pair's
-/// count: whole numbers, so the sum is the same whatever the cut. Sorting parts of a few
-/// thousand keys on every core beats one parallel sort of the whole class, whose first
+/// The rows are cut into one part per core (at most `AUC_MAX_PARTS`); each part's two classes
+/// are keyed and sorted on its own core, and U is the sum over every (positive part, negative
+/// part) pair of that pair's count: whole numbers, so the sum is the same whatever the cut.
+/// Sorting a part on every core beats one parallel sort of each whole class, whose first
 /// partition runs on one core (bench/RESULTS.md).
 #[derive(Debug, Default)]
 pub struct AucBuffers {
@@ -58,11 +58,14 @@ struct ClassKeys {
 
 /// Rows below which a part is not worth a core's wake-up.
 const AUC_ROWS_PER_PART: usize = 16_384;
+/// At most this many parts: the pairs' counts cost about one pass over the rows per part.
+const AUC_MAX_PARTS: usize = 16;
 
 impl AucBuffers {
     /// [`auc`], reusing the buffers.
     pub fn auc(&mut self, scores: &[f64], labels: &[u8]) -> Option<f64> {
-        let parts = (scores.len() / AUC_ROWS_PER_PART).clamp(1, rayon::current_num_threads());
+        let cores = rayon::current_num_threads().min(AUC_MAX_PARTS);
+        let parts = (scores.len() / AUC_ROWS_PER_PART).clamp(1, cores);
         self.auc_in_parts(scores, labels, parts)
     }
 
@@ -107,16 +110,33 @@ impl AucBuffers {
 fn twice_u(positives: &[i64], negatives: &[i64]) -> u128 {
     let mut twice_u: u128 = 0;
     let (mut below, mut p) = (0usize, 0usize);
-    // For each run of equal positive keys: the negatives below it, and those equal to it.
+    // For each run of equal positive keys: the negatives below it, and those equal to it, each
+    // found from where the last run's search ended.
     while p < positives.len() {
         let key = positives[p];
-        let run = positives[p..].partition_point(|&k| k == key);
-        below += negatives[below..].partition_point(|&k| k < key);
-        let equal = negatives[below..].partition_point(|&k| k == key);
+        let run = leading(&positives[p..], |k| k == key);
+        below += leading(&negatives[below..], |k| k < key);
+        let equal = leading(&negatives[below..], |k| k == key);
         twice_u += run as u128 * (2 * below + equal) as u128;
         p += run;
     }
     twice_u
+}
+
+/// How many leading elements of `xs` satisfy `pred`, which holds on a prefix of `xs`: steps that
+/// double from the front, then a binary search of the last step. It costs the logarithm of the
+/// answer, not of `xs`'s length, so a count that walks two sorted lists side by side costs about
+/// one pass over them when they interleave closely (classes of like size), and a binary search
+/// per run when one is much the smaller.
+fn leading(xs: &[i64], pred: impl Fn(i64) -> bool) -> usize {
+    let (mut satisfied, mut step) = (0usize, 1usize);
+    while satisfied + step <= xs.len() && pred(xs[satisfied + step - 1]) {
+        satisfied += step;
+        step *= 2;
+    }
+    // xs[..satisfied] satisfy it; xs[satisfied + step - 1] does not, or lies past the end.
+    let end = (satisfied + step - 1).min(xs.len());
+    satisfied + xs[satisfied..end].partition_point(|&x| pred(x))
 }
 
 /// An integer that orders as `x` does (for numbers; -0 and +0 are equal, as in a float compare).
@@ -769,6 +789,22 @@ mod tests {
         assert_eq!(auc(&[0.3, 0.2], &[1, 1]), None);
         // Perfectly wrong ranking.
         assert!(close(auc(&[0.1, 0.9], &[1, 0]).unwrap(), 0.0));
+    }
+
+    #[test]
+    fn leading_counts_the_prefix_that_satisfies() {
+        let mut stream = bootstrap::Stream::new(31, 0);
+        for _ in 0..2000 {
+            let mut xs: Vec<i64> = (0..stream.below(70))
+                .map(|_| stream.below(12) as i64)
+                .collect();
+            xs.sort_unstable();
+            let t = stream.below(14) as i64;
+            assert_eq!(leading(&xs, |x| x < t), xs.partition_point(|&x| x < t));
+            assert_eq!(leading(&xs, |x| x <= t), xs.partition_point(|&x| x <= t));
+        }
+        assert_eq!(leading(&[], |_| true), 0);
+        assert_eq!(leading(&[1, 2, 3], |_| true), 3);
     }
 
     #[test]
