@@ -74,7 +74,6 @@ impl AucBuffers {
         let rows = scores.len().min(labels.len());
         let parts = parts.clamp(1, rows.max(1));
         self.parts.resize_with(parts, ClassKeys::default);
-        self.parts.truncate(parts);
         let per_part = rows.div_ceil(parts);
         self.parts.par_iter_mut().enumerate().for_each(|(i, part)| {
             let range = (i * per_part).min(rows)..((i + 1) * per_part).min(rows);

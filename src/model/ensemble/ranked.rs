@@ -100,22 +100,9 @@ struct CodedSplit {
     categorical: Option<u32>,
 }
 
-impl CodedSplit {
-    /// A leaf's node. Lanes that reach a leaf before the others keep stepping: they read the
-    /// row's first code and stay (a leaf's children are itself). A model without features has
-    /// only one-leaf trees, which are never walked (their depth is 0).
-    const LEAF: CodedSplit = CodedSplit {
-        feature: 0,
-        cut: 0,
-        zero_code: NO_CODE,
-        zero_left: false,
-        nan_left: false,
-        categorical: None,
-    };
-}
-
 /// A tree restated over a `RankedRows`' codes.
 struct CodedTree {
+    /// One per internal node (a leaf decides nothing).
     splits: Vec<CodedSplit>,
     bits: Vec<u64>,
 }
@@ -190,15 +177,9 @@ impl TreeEnsemble {
 
     fn code_tree(&self, tree: &Tree, rows: &RankedRows) -> CodedTree {
         let mut bits = Vec::new();
-        let splits = tree
-            .nodes
+        let splits = tree.nodes[..tree.internal]
             .iter()
-            .enumerate()
-            .map(|(i, n)| {
-                if i >= tree.internal {
-                    // A leaf: its children are itself, whatever it decides.
-                    return CodedSplit::LEAF;
-                }
+            .map(|n| {
                 let values = &rows.values[n.feature as usize];
                 let zero_code = values
                     .binary_search_by(|v| v.total_cmp(&0.0))
