@@ -7,6 +7,7 @@ mod decode;
 pub mod encode;
 pub mod fingerprint;
 mod ids;
+mod infer;
 pub mod scan;
 pub mod vocabulary;
 
@@ -30,6 +31,8 @@ pub const ROW_ID: &str = "row_id";
 
 /// How many records DataFusion reads to guess column types.
 const SCHEMA_INFER_RECORDS: usize = 100_000;
+/// Files with at least this many records have their types inferred in parts (`infer`).
+const PARALLEL_INFER_MIN_RECORDS: usize = 10_000;
 
 /// Stack of each runtime thread (see `runtime`).
 pub const WORKER_STACK_BYTES: usize = 256 << 20;
@@ -500,6 +503,25 @@ pub fn table_schema(ctx: &SessionContext, path: &Path, options: &LoadOptions) ->
         match Format::of(path) {
             Format::Csv => {
                 let csv = CsvLayout::sniff(path, options.delimiter)?;
+                // A large file's first records are inferred in parts, one per core, where that
+                // gives DataFusion's types for sure; otherwise DataFusion infers them.
+                let null_regex = na_regex(&options.na_values);
+                if let Some(types) = infer::infer_in_parts(
+                    path,
+                    csv.delimiter,
+                    null_regex.as_deref(),
+                    csv.header.len(),
+                    SCHEMA_INFER_RECORDS,
+                    PARALLEL_INFER_MIN_RECORDS,
+                )? {
+                    let fields: Vec<Field> = csv
+                        .header
+                        .iter()
+                        .zip(types)
+                        .map(|(name, t)| Field::new(name, t, true))
+                        .collect();
+                    return Ok(Schema::new(fields));
+                }
                 let df = ctx
                     .read_csv(
                         path_str(path)?,
