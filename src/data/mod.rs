@@ -1030,8 +1030,8 @@ pub struct HistoryFile {
 }
 
 /// A history's main file inspected: its column types inferred and its digest taken side by
-/// side (the inference reads on one core). A FIFO or a device is refused first, before
-/// either would block on it.
+/// side (DataFusion's inference, where `table_schema` leaves it the file, reads on one core). A
+/// FIFO or a device is refused first, before either would block on it.
 pub fn inspect_history(source: &HistorySource) -> Result<HistoryFile> {
     check_readable(source.path)?;
     let (schema, sha256) = rayon::join(
