@@ -246,7 +246,7 @@ mod tests {
     }
 
     #[test]
-    fn the_merge_is_datafusions_for_every_pair_of_chunk_types() {
+    fn the_merge_is_datafusions_rule_for_chunk_types() {
         use DataType::*;
         let d = |types: &[DataType]| merge_chunk_types(types);
         assert_eq!(d(&[Int64, Float64]), Some(Float64));
@@ -301,6 +301,20 @@ mod tests {
         );
         let dates = write(&dir, "dates.csv", "a,b\n1,2024-01-02\n2,2024-01-03\n");
         assert_eq!(infer_in_parts(&dates, b',', None, 2, 100, 1).unwrap(), None);
+    }
+
+    #[test]
+    fn integers_and_decimals_in_different_parts_make_float64() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "split.csv", "a,b,c\n0.000,,\n0,,\n");
+        // Two records, one part each: Float64 and Int64 merged across the parts.
+        assert_eq!(cut_at_lines(&std::fs::read(&path).unwrap(), 2).len(), 3);
+        let ours = infer_in_parts(&path, b',', None, 3, 100_000, 1).unwrap();
+        assert_eq!(
+            ours,
+            Some(vec![DataType::Float64, DataType::Null, DataType::Null])
+        );
+        assert_eq!(ours, Some(datafusion_types(&path, 100_000, None)));
     }
 
     /// One value of a class arrow tells apart, as written in a CSV field.

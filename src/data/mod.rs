@@ -506,7 +506,7 @@ pub fn table_schema(ctx: &SessionContext, path: &Path, options: &LoadOptions) ->
                 // A large file's first records are inferred in parts, one per core, where that
                 // gives DataFusion's types for sure; otherwise DataFusion infers them.
                 let null_regex = na_regex(&options.na_values);
-                if let Some(types) = infer::infer_in_parts(
+                let types = match infer::infer_in_parts(
                     path,
                     csv.delimiter,
                     null_regex.as_deref(),
@@ -514,29 +514,29 @@ pub fn table_schema(ctx: &SessionContext, path: &Path, options: &LoadOptions) ->
                     SCHEMA_INFER_RECORDS,
                     PARALLEL_INFER_MIN_RECORDS,
                 )? {
-                    let fields: Vec<Field> = csv
-                        .header
-                        .iter()
-                        .zip(types)
-                        .map(|(name, t)| Field::new(name, t, true))
-                        .collect();
-                    return Ok(Schema::new(fields));
-                }
-                let df = ctx
-                    .read_csv(
-                        path_str(path)?,
-                        csv.read_options(&ext, &options.na_values)
-                            .schema_infer_max_records(SCHEMA_INFER_RECORDS),
-                    )
-                    .await
-                    .map_err(|e| csv_error(path, options.delimiter, e))?;
-                let arrow_schema = df.schema().as_arrow().clone();
-                // DataFusion names columns from the raw header; ours has the BOM removed.
-                let fields: Vec<Field> = arrow_schema
-                    .fields()
+                    Some(types) => types,
+                    None => {
+                        let df = ctx
+                            .read_csv(
+                                path_str(path)?,
+                                csv.read_options(&ext, &options.na_values)
+                                    .schema_infer_max_records(SCHEMA_INFER_RECORDS),
+                            )
+                            .await
+                            .map_err(|e| csv_error(path, options.delimiter, e))?;
+                        df.schema()
+                            .fields()
+                            .iter()
+                            .map(|f| f.data_type().clone())
+                            .collect()
+                    }
+                };
+                // Names from our header, which has the BOM removed (DataFusion's keeps it).
+                let fields: Vec<Field> = csv
+                    .header
                     .iter()
-                    .zip(&csv.header)
-                    .map(|(f, name)| Field::new(name, f.data_type().clone(), true))
+                    .zip(types)
+                    .map(|(name, t)| Field::new(name, t, true))
                     .collect();
                 Ok::<Schema, Error>(Schema::new(fields))
             }
