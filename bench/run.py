@@ -6,6 +6,7 @@ usage: run.py AUDIENCE_BIN BENCH_PYTHON WORKDIR [--rows N] [--rules-rows N] [--t
               [--baseline-bin AUDIENCE_AT_FF637AB] [--parts abcdefg] ...
 """
 import argparse
+import filecmp
 import json
 import os
 import platform
@@ -76,18 +77,6 @@ def synth(name, rows, seed):
         log(f"writing {name} ({rows} rows)")
         subprocess.run([A, "synth", "--rows", str(rows), "--seed", str(seed), "--out", path, "-q"], check=True)
     return path
-
-
-def files_equal(a, b):
-    if os.path.getsize(a) != os.path.getsize(b):
-        return False
-    with open(a, "rb") as fa, open(b, "rb") as fb:
-        while True:
-            x, y = fa.read(1 << 24), fb.read(1 << 24)
-            if x != y:
-                return False
-            if not x:
-                return True
 
 
 run = lambda part: part in args.parts
@@ -177,13 +166,13 @@ if args.big_rows > 0 and run("e"):
                             "--out", base_model, "-q"], check=True, stdout=subprocess.DEVNULL)
         b_base = measure([args.baseline_bin, "score", "--model", base_model, "--data", big,
                           "--out", W("s_big_ff637ab.csv"), "--force", "-q"])
-        same_model = open(os.path.join(base_model, "model.txt"), "rb").read() == open(model_txt, "rb").read()
+        same_model = filecmp.cmp(os.path.join(base_model, "model.txt"), model_txt, shallow=False)
         results["large_file"]["ff637ab"] = {"seconds": b_base[0], "peak_rss_mb": b_base[1], "same_model_txt": same_model}
     b_ours = measure([A, "score", "--model", model, "--data", big, "--out", W("s_big.csv"), "--force", "-q"])
     results["large_file"].update({"seconds": b_ours[0], "peak_rss_mb": b_ours[1]})
     if args.baseline_bin:
-        # Both outputs hold the same rows in the same order with the same scores.
-        results["large_file"]["ff637ab"]["same_output"] = files_equal(W("s_big.csv"), W("s_big_ff637ab.csv"))
+        # Whether the outputs are byte for byte the same: the same rows, order and scores.
+        results["large_file"]["ff637ab"]["same_output"] = filecmp.cmp(W("s_big.csv"), W("s_big_ff637ab.csv"), shallow=False)
         os.remove(W("s_big_ff637ab.csv"))
     os.remove(W("s_big.csv"))
 
