@@ -2,7 +2,9 @@
 //! thread and at every core. Prints one JSON object.
 //!
 //! usage: cargo bench --bench evaluate -- MODEL_DIR_OR_TXT DATA.csv [REPEATS] [compiled]
-//! (`compiled`: the compiled trees alone, at one thread and at every core, for quick comparisons)
+//! (`compiled`: audience's own evaluators alone, at one thread and at every core, for quick
+//! comparisons). `native` is what `score` runs (the masks for batches of rows, where the model
+//! allows), `jit` the machine code alone.
 
 use std::time::Instant;
 
@@ -53,16 +55,36 @@ fn main() {
     let (native_all, b) = best_of(repeats, || {
         bundle.ensemble.predict_using(&matrix, Some(&compiled))
     });
+    // The machine code alone, without the masks that serve batches by default.
+    let masked = compiled.has_masks();
+    let jit = bundle
+        .ensemble
+        .compile()
+        .expect("the trees compile")
+        .without_masks();
+    let (jit_1, j1) = best_of(repeats, || {
+        bundle.ensemble.predict_serial(&matrix, Some(&jit))
+    });
+    let (jit_all, j2) = best_of(repeats, || {
+        bundle.ensemble.predict_using(&matrix, Some(&jit))
+    });
     if rest.get(1).map(String::as_str) == Some("compiled") {
+        let diff = [&b, &j1, &j2]
+            .iter()
+            .flat_map(|o| o.iter().zip(&a).map(|(x, y)| (x - y).abs()))
+            .fold(0.0f64, f64::max);
         println!(
             "{}",
             serde_json::json!({
                 "rows": matrix.rows,
                 "threads": threads,
+                "native_masked": masked,
                 "native_1_thread_s": native_1,
                 "native_all_threads_s": native_all,
                 "native_compile_s": compile_s,
-                "max_abs_diff_all_threads": a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f64, f64::max),
+                "jit_1_thread_s": jit_1,
+                "jit_all_threads_s": jit_all,
+                "max_abs_diff_all_threads": diff,
             })
         );
         return;
@@ -80,7 +102,7 @@ fn main() {
             .predict_with_threads(&matrix, Some(threads))
             .expect("predicts")
     });
-    let max_diff = [&b, &c, &d, &w1, &w2]
+    let max_diff = [&b, &c, &d, &w1, &w2, &j1, &j2]
         .iter()
         .flat_map(|o| o.iter().zip(&a).map(|(x, y)| (x - y).abs()))
         .fold(0.0f64, f64::max);
@@ -93,6 +115,9 @@ fn main() {
             "native_1_thread_s": native_1,
             "native_all_threads_s": native_all,
             "native_compile_s": compile_s,
+            "native_masked": masked,
+            "jit_1_thread_s": jit_1,
+            "jit_all_threads_s": jit_all,
             "walk_1_thread_s": walk_1,
             "walk_all_threads_s": walk_all,
             "lightgbm_1_thread_s": lightgbm_1,

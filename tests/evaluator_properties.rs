@@ -2,8 +2,9 @@
 //! categorical splits of every missing type, NaN, infinite and signed-zero thresholds, empty and
 //! multi-word bitsets) and random rows (NaN, signed zeros, values under LightGBM's zero threshold,
 //! negative, fractional, huge and out-of-range category codes). For every model the parser
-//! accepts, the walker, the compiled trees and LightGBM's C API must give the same probabilities,
-//! bit for bit; LightGBM is run on the generated file and on the text our parser writes back.
+//! accepts, the walker, the compiled trees, the masks and LightGBM's C API must give the same
+//! probabilities, bit for bit; LightGBM is run on the generated file and on the text our parser
+//! writes back.
 
 use audience::data::encode::Matrix;
 use audience::model::ensemble::TreeEnsemble;
@@ -99,7 +100,9 @@ fn tree(features: usize, categorical: Vec<bool>) -> impl Strategy<Value = Random
                     0..features,
                     threshold(),
                     0u8..16,
-                    prop::collection::vec(any::<u32>(), 0..4),
+                    // Up to 5 words: codes past 128 give a split its own mask in the masks
+                    // evaluator (a feature with many codes).
+                    prop::collection::vec(any::<u32>(), 0..6),
                 ),
                 splits,
             ),
@@ -332,6 +335,19 @@ proptest! {
         let compiled = ensemble.compile().map_err(TestCaseError::fail)?;
         let fast = ensemble.predict_using(&matrix, Some(&compiled));
         same_bits(&walked, &fast).map_err(|e| TestCaseError::fail(format!("compiled: {e}")))?;
+        // The masks: on these 64 rows (part of one block), and over 200 rows (blocks of 128,
+        // the last one part full), where `predict_using` picks them itself.
+        if let Some(masked) = ensemble.predict_masked(&matrix) {
+            same_bits(&walked, &masked).map_err(|e| TestCaseError::fail(format!("masks: {e}")))?;
+            let rows = 200;
+            let values: Vec<f64> = (0..rows * m.features).map(|i| seed[(i * 7) % seed.len()]).collect();
+            let many = Matrix { values, rows, cols: m.features };
+            let walked = ensemble.predict(&many);
+            same_bits(&walked, &ensemble.predict_masked(&many).unwrap())
+                .map_err(|e| TestCaseError::fail(format!("masks, 200 rows: {e}")))?;
+            same_bits(&walked, &ensemble.predict_using(&many, Some(&compiled)))
+                .map_err(|e| TestCaseError::fail(format!("compiled, 200 rows: {e}")))?;
+        }
         // LightGBM on the generated text (LF: its loader cannot read CRLF) and on ours.
         for (name, source) in [("generated", text.clone()), ("rewritten", ensemble.to_model_text())] {
             let booster = Booster::from_model_text(&source)
@@ -397,6 +413,8 @@ fn bitsets_of_any_length() {
         assert_eq!(walked[i] == left, l, "code {}", codes[i]);
     }
     same_bits(&walked, &compiled).unwrap();
+    // Wider than the masks' table: they decline, and the compiled trees serve.
+    assert!(ensemble.predict_masked(&matrix).is_none());
     same_bits(&walked, &lightgbm).unwrap();
 }
 
@@ -444,6 +462,9 @@ proptest! {
             let walked = ensemble.predict(&matrix);
             if let Ok(compiled) = ensemble.compile() {
                 same_bits(&walked, &ensemble.predict_using(&matrix, Some(&compiled))).map_err(TestCaseError::fail)?;
+            }
+            if let Some(masked) = ensemble.predict_masked(&matrix) {
+                same_bits(&walked, &masked).map_err(TestCaseError::fail)?;
             }
             let booster = Booster::from_model_text(&ensemble.to_model_text())
                 .map_err(|e| TestCaseError::fail(format!("LightGBM refused our own rewrite: {e}")))?;

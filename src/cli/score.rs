@@ -32,9 +32,10 @@ matched by name, categories mapped through its pandas_categorical line when pres
 does), otherwise categorical columns are read as LightGBM's integer codes.
 
 Scores come from audience's own evaluator, exact to LightGBM's prediction (tested to 1e-12 on a
-zoo of models), with the trees compiled to machine code on every core when the model loads;
---engine walk walks the node arrays instead (no compile step, for small inputs), and --engine
-lightgbm uses LightGBM's C API.";
+zoo of models), on every core: batches of rows with every split a bitmask of 128 rows, a handful
+of rows through the trees compiled to machine code when the model loads; --engine compiled
+sends every row through the compiled trees, --engine walk walks the node arrays instead (no
+compile step, for small inputs), and --engine lightgbm uses LightGBM's C API.";
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -46,8 +47,10 @@ Examples:
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum EngineArg {
-    /// audience's evaluator, the trees compiled to machine code at load
+    /// audience's evaluator: batches as bitmasks, a few rows through the trees compiled at load
     Native,
+    /// audience's evaluator, every row through the trees compiled at load (no bitmasks)
+    Compiled,
     /// audience's evaluator walking the node arrays (no compile step)
     Walk,
     /// LightGBM's C API
@@ -113,6 +116,7 @@ impl ScoringArgs {
     pub fn engine(&self) -> Engine {
         match self.engine {
             EngineArg::Native => Engine::Native,
+            EngineArg::Compiled => Engine::Compiled,
             EngineArg::Walk => Engine::Walk,
             EngineArg::Lightgbm => Engine::LightGbm,
         }

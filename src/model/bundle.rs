@@ -119,9 +119,12 @@ pub struct Manifest {
 /// Which evaluator scores rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Engine {
-    /// audience's own evaluator, the trees compiled to machine code at first use (exact; fastest).
+    /// audience's own evaluator: batches of rows as bitmasks, a few rows through the trees
+    /// compiled to machine code at first use (exact; fastest).
     #[default]
     Native,
+    /// audience's own evaluator, every row through the trees compiled to machine code (exact).
+    Compiled,
     /// audience's own evaluator walking the trees' node arrays (exact; no compile step).
     Walk,
     /// LightGBM's C API.
@@ -144,6 +147,8 @@ pub struct ModelBundle {
     /// The trees as machine code, compiled at first use (None inside: the machine has no code
     /// generator, or the model is too large or deep to compile quickly, and the walker serves).
     compiled: std::sync::OnceLock<Option<CompiledTrees>>,
+    /// The same code without the masks, for `Engine::Compiled`.
+    machine_code: std::sync::OnceLock<Option<CompiledTrees>>,
 }
 
 impl ModelBundle {
@@ -232,6 +237,7 @@ impl ModelBundle {
             ensemble,
             booster: std::sync::OnceLock::new(),
             compiled: std::sync::OnceLock::new(),
+            machine_code: std::sync::OnceLock::new(),
         })
     }
 
@@ -250,6 +256,19 @@ impl ModelBundle {
         self.compiled
             .get_or_init(|| match self.ensemble.compile() {
                 Ok(code) => Some(code),
+                Err(e) => {
+                    eprintln!("note: the trees are walked, not compiled: {e}");
+                    None
+                }
+            })
+            .as_ref()
+    }
+
+    /// The compiled trees without the masks, compiling them on first use.
+    pub fn machine_code(&self) -> Option<&CompiledTrees> {
+        self.machine_code
+            .get_or_init(|| match self.ensemble.compile() {
+                Ok(code) => Some(code.without_masks()),
                 Err(e) => {
                     eprintln!("note: the trees are walked, not compiled: {e}");
                     None
@@ -348,6 +367,7 @@ impl ModelBundle {
             ensemble,
             booster: std::sync::OnceLock::new(),
             compiled: std::sync::OnceLock::new(),
+            machine_code: std::sync::OnceLock::new(),
         })
     }
 
@@ -355,6 +375,7 @@ impl ModelBundle {
     pub fn predict(&self, matrix: &Matrix, engine: Engine) -> Result<Vec<f64>> {
         match engine {
             Engine::Native => Ok(self.ensemble.predict_using(matrix, self.compiled())),
+            Engine::Compiled => Ok(self.ensemble.predict_using(matrix, self.machine_code())),
             Engine::Walk => Ok(self.ensemble.predict(matrix)),
             Engine::LightGbm => self.booster()?.predict(matrix),
         }

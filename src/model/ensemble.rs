@@ -8,16 +8,19 @@
 //! from 0, `average_output` divides by the iteration count, and the binary objective's sigmoid is
 //! applied last, so results match LightGBM bit for bit.
 //!
-//! Two ways to run the trees, with the same results: compiled to machine code at load (`jit`,
-//! the default), or walked: each tree's nodes are one flat array, eight rows go down a tree side
-//! by side, and rows are evaluated in blocks (their values stay in cache). Blocks of rows run on
-//! all cores either way.
+//! Three ways to run the trees, with the same results: over a block of rows at once, every split
+//! a bitmask of the rows (`masks`, the default for batches of rows); compiled to machine code at
+//! load (`jit`, for a handful of rows, and for models the masks cannot take); or walked: each
+//! tree's nodes are one flat array, eight rows go down a tree side by side, and rows are
+//! evaluated in blocks (their values stay in cache). Blocks of rows run on all cores either way.
 
 use rayon::prelude::*;
 
 mod jit;
+mod masks;
 mod ranked;
 pub use jit::CompiledTrees;
+pub use masks::MaskedTrees;
 pub use ranked::RankedRows;
 
 use crate::data::encode::Matrix;
@@ -72,6 +75,23 @@ struct Tree {
     internal: usize,
     /// The longest root-to-leaf path.
     depth: usize,
+}
+
+impl Tree {
+    /// The internal nodes in preorder from the root, each left subtree before its right: every
+    /// parent before its children (the parser checked the children form a tree).
+    fn preorder(&self) -> Vec<usize> {
+        let mut order = Vec::with_capacity(self.internal);
+        let mut stack = vec![0usize];
+        while let Some(index) = stack.pop() {
+            if index < self.internal {
+                order.push(index);
+                stack.push(self.nodes[index].right as usize);
+                stack.push(self.nodes[index].left as usize);
+            }
+        }
+        order
+    }
 }
 
 /// What a model's output means.
@@ -488,9 +508,32 @@ impl TreeEnsemble {
         out
     }
 
-    /// Compiles the trees to machine code for this machine.
+    /// Compiles the trees to machine code for this machine, and prepares them for evaluation by
+    /// masks where the model allows.
     pub fn compile(&self) -> Result<CompiledTrees, String> {
         CompiledTrees::compile(self)
+    }
+
+    /// Probabilities for every row of `matrix` by the mask evaluator alone, whatever the number
+    /// of rows (for tests and benches; `predict_using` picks it for batches), or None when the
+    /// model is one it does not take.
+    pub fn predict_masked(&self, matrix: &Matrix) -> Option<Vec<f64>> {
+        assert_eq!(matrix.cols, self.num_features(), "one column per feature");
+        let masked = MaskedTrees::new(self)?;
+        let mut out = vec![0.0; matrix.rows];
+        out.par_chunks_mut(COMPILED_ROW_BLOCK)
+            .enumerate()
+            .for_each(|(block, out)| {
+                let start = block * COMPILED_ROW_BLOCK;
+                let rows = &matrix.values[start * matrix.cols..(start + out.len()) * matrix.cols];
+                let zeroed: Vec<f64> = rows.iter().map(|&x| as_read(x)).collect();
+                let mut raw = vec![0.0f64; out.len()];
+                masked.accumulate(&zeroed, matrix.cols, &mut raw);
+                for (o, r) in out.iter_mut().zip(raw) {
+                    *o = self.output_of_raw(r);
+                }
+            });
+        Some(out)
     }
 
     fn predict_block(
@@ -1046,19 +1089,25 @@ pandas_categorical:[[\"a\", \"b\", \"c\", \"d\"]]
                     let m = TreeEnsemble::parse(&text).unwrap();
                     assert_eq!(m.num_trees(), 5);
                     let walked = m.predict(&matrix);
+                    let same = |engine: &str, got: &[f64]| {
+                        for (row, (w, r)) in walked.iter().zip(got).enumerate() {
+                            assert_eq!(
+                                w.to_bits(),
+                                r.to_bits(),
+                                "{engine}: bitset {words}, tree 0 decision {tree0} threshold {threshold}, tree 3 {tree3}, row {row}: {:?}",
+                                &matrix.values[row * 2..row * 2 + 2]
+                            );
+                        }
+                    };
                     // The same sums over the rows coded as ranks.
                     let mut raw = vec![0.0; matrix.rows];
                     m.add_raw_scores(&RankedRows::new(&matrix).unwrap(), &mut raw);
                     let Transform::Sigmoid(s) = m.transform;
-                    for (row, (w, r)) in walked.iter().zip(&raw).enumerate() {
-                        let p = 1.0 / (1.0 + (-s * r).exp());
-                        assert_eq!(
-                            w.to_bits(),
-                            p.to_bits(),
-                            "ranked: bitset {words}, tree 0 decision {tree0} threshold {threshold}, tree 3 {tree3}, row {row}: {:?}",
-                            &matrix.values[row * 2..row * 2 + 2]
-                        );
-                    }
+                    let ranked: Vec<f64> =
+                        raw.iter().map(|r| 1.0 / (1.0 + (-s * r).exp())).collect();
+                    same("ranked", &ranked);
+                    // The masks, over every row of the matrix at once.
+                    same("masks", &m.predict_masked(&matrix).unwrap());
                     // Branching everywhere, branchless below the root, branchless throughout;
                     // numerical splits as keys in registers (24), as floats with the codes in
                     // registers (1), as floats with each code loaded where it is used (0).
@@ -1075,16 +1124,14 @@ pandas_categorical:[[\"a\", \"b\", \"c\", \"d\"]]
                             branchless_height,
                             max_keys,
                         };
-                        let compiled = CompiledTrees::compile_shaped(&m, shape).unwrap();
-                        let ran = m.predict_using(&matrix, Some(&compiled));
-                        for (row, (w, r)) in walked.iter().zip(&ran).enumerate() {
-                            assert_eq!(
-                                w.to_bits(),
-                                r.to_bits(),
-                                "bitset {words}, tree 0 decision {tree0} threshold {threshold}, tree 3 {tree3}, {shape:?}, row {row}: {:?}",
-                                &matrix.values[row * 2..row * 2 + 2]
-                            );
-                        }
+                        // The machine code alone: these rows are enough for the masks.
+                        let compiled = CompiledTrees::compile_shaped(&m, shape)
+                            .unwrap()
+                            .without_masks();
+                        same(
+                            &format!("{shape:?}"),
+                            &m.predict_using(&matrix, Some(&compiled)),
+                        );
                         checked += 1;
                     }
                 }

@@ -192,7 +192,11 @@ pub fn score_file_observed(
     // The trees are compiled beside the sampling, the opening of the input and the reading of
     // its first block.
     let (_, opened) = rayon::join(
-        || (options.engine == Engine::Native).then(|| bundle.compiled()),
+        || match options.engine {
+            Engine::Native => bundle.compiled(),
+            Engine::Compiled => bundle.machine_code(),
+            Engine::Walk | Engine::LightGbm => None,
+        },
         || -> Result<(BlockSource, Option<StagedBlock>)> {
             let schema = crate::data::scoring_schema(&ctx, input, &load, &numeric)?;
             let mut missing = bundle.features.missing_columns(&schema);

@@ -42,7 +42,9 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{Linkage, Module, ModuleReloc, default_libcall_names};
 use rayon::prelude::*;
 
-use super::{CATEGORICAL, DEFAULT_LEFT, MISSING_NAN, MISSING_ZERO, Tree, TreeEnsemble};
+use super::{
+    CATEGORICAL, DEFAULT_LEFT, MISSING_NAN, MISSING_ZERO, MaskedTrees, Tree, TreeEnsemble,
+};
 use crate::metrics::order_key;
 
 /// Trees per compiled function. Few: a block of rows runs through one function's trees before
@@ -64,6 +66,11 @@ const BRANCHLESS_HEIGHT: usize = 4;
 /// used. Measured on a 200-feature model against keys for every feature (bench/RESULTS.md,
 /// earlier changes); the bench model reads fewer keys than this.
 const MAX_KEYS: usize = 24;
+
+/// The fewest rows the masks evaluate: their work per block of rows is the same however few of
+/// its rows are filled, and below a block or so the machine code, which costs per row, is the
+/// cheaper.
+const MASKED_MIN_ROWS: usize = 128;
 
 /// The most splits compiled at load (see bench/RESULTS.md (b) for the bench model's 15,000);
 /// a larger model is walked.
@@ -134,6 +141,9 @@ pub struct CompiledTrees {
     functions: Vec<BlockFn>,
     /// The keys the code reads, in slot order.
     keys: Vec<Key>,
+    /// The same trees prepared for evaluation by masks, which serve batches of at least
+    /// [`MASKED_MIN_ROWS`] rows; None for a model they do not take.
+    masked: Option<MaskedTrees>,
 }
 
 // SAFETY: the compiled code is immutable after finalize and reads only its arguments and its own
@@ -407,13 +417,30 @@ impl CompiledTrees {
             _bitsets: layout.bitsets,
             functions,
             keys: layout.keys,
+            masked: MaskedTrees::new(ensemble),
         })
+    }
+
+    /// The machine code alone, never the masks (to measure one against the other).
+    pub fn without_masks(mut self) -> CompiledTrees {
+        self.masked = None;
+        self
+    }
+
+    /// Whether batches of rows are evaluated by masks.
+    pub fn has_masks(&self) -> bool {
+        self.masked.is_some()
     }
 
     /// Adds every tree's leaf value, in model order, to `raw` for the `raw.len()` rows of
     /// `rows` (row-major, `cols` values each, zeroing of |x| <= 1e-35 already applied).
     pub fn accumulate(&self, rows: &[f64], cols: usize, raw: &mut [f64]) {
         assert!(rows.len() >= raw.len() * cols);
+        if let Some(masked) = &self.masked
+            && raw.len() >= MASKED_MIN_ROWS
+        {
+            return masked.accumulate(rows, cols, raw);
+        }
         let width = self.keys.len();
         let mut keys = Vec::with_capacity(raw.len() * width);
         for row in rows.chunks_exact(cols).take(raw.len()) {
@@ -718,18 +745,8 @@ fn nan_goes_left(n: &super::Node) -> Option<bool> {
 /// Each node's height: 0 for a leaf, 1 + the taller child's for an internal node.
 fn heights(tree: &Tree) -> Vec<usize> {
     let mut heights = vec![0; tree.nodes.len()];
-    // Preorder from the root (the parser checked the children form a tree), then children
-    // before parents by walking it backwards.
-    let mut preorder = Vec::with_capacity(tree.internal);
-    let mut stack = vec![0usize];
-    while let Some(index) = stack.pop() {
-        if index < tree.internal {
-            preorder.push(index);
-            stack.push(tree.nodes[index].left as usize);
-            stack.push(tree.nodes[index].right as usize);
-        }
-    }
-    for &index in preorder.iter().rev() {
+    // Children before parents: preorder walked backwards.
+    for &index in tree.preorder().iter().rev() {
         let n = &tree.nodes[index];
         heights[index] = 1 + heights[n.left as usize].max(heights[n.right as usize]);
     }
