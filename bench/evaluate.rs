@@ -23,6 +23,14 @@ fn best_of<T>(repeats: usize, mut f: impl FnMut() -> T) -> (f64, T) {
     (best, last.expect("at least one repeat"))
 }
 
+/// The largest |difference| between `reference` and any of `others`.
+fn max_abs_diff(reference: &[f64], others: &[&Vec<f64>]) -> f64 {
+    others
+        .iter()
+        .flat_map(|o| o.iter().zip(reference).map(|(x, y)| (x - y).abs()))
+        .fold(0.0f64, f64::max)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -69,10 +77,7 @@ fn main() {
         bundle.ensemble.predict_using(&matrix, Some(&jit))
     });
     if rest.get(1).map(String::as_str) == Some("compiled") {
-        let diff = [&b, &j1, &j2]
-            .iter()
-            .flat_map(|o| o.iter().zip(&a).map(|(x, y)| (x - y).abs()))
-            .fold(0.0f64, f64::max);
+        let diff = max_abs_diff(&a, &[&b, &j1, &j2]);
         println!(
             "{}",
             serde_json::json!({
@@ -102,10 +107,7 @@ fn main() {
             .predict_with_threads(&matrix, Some(threads))
             .expect("predicts")
     });
-    let max_diff = [&b, &c, &d, &w1, &w2, &j1, &j2]
-        .iter()
-        .flat_map(|o| o.iter().zip(&a).map(|(x, y)| (x - y).abs()))
-        .fold(0.0f64, f64::max);
+    let max_diff = max_abs_diff(&a, &[&b, &c, &d, &w1, &w2, &j1, &j2]);
     println!(
         "{}",
         serde_json::json!({

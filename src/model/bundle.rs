@@ -144,8 +144,9 @@ pub struct ModelBundle {
     /// LightGBM's own booster, made at first use (`--engine lightgbm`) from the text our parser
     /// wrote back, never from the file: LightGBM's loader trusts what it reads.
     booster: std::sync::OnceLock<std::result::Result<Booster, String>>,
-    /// The trees as machine code, compiled at first use (None inside: the machine has no code
-    /// generator, or the model is too large or deep to compile quickly, and the walker serves).
+    /// The trees as machine code, with the masks for batches where the model allows, made at
+    /// first use (None inside: the machine has no code generator, or the model is too large or
+    /// deep to compile quickly, and the walker serves).
     compiled: std::sync::OnceLock<Option<CompiledTrees>>,
     /// The same code without the masks, for `Engine::Compiled`.
     machine_code: std::sync::OnceLock<Option<CompiledTrees>>,
@@ -251,30 +252,30 @@ impl ModelBundle {
             .map_err(|e| Error::model(&self.source, e.clone()))
     }
 
-    /// The compiled trees, compiling them on first use.
+    /// The compiled trees (with the masks for batches), compiling them on first use.
     pub fn compiled(&self) -> Option<&CompiledTrees> {
-        self.compiled
-            .get_or_init(|| match self.ensemble.compile() {
-                Ok(code) => Some(code),
-                Err(e) => {
-                    eprintln!("note: the trees are walked, not compiled: {e}");
-                    None
-                }
-            })
-            .as_ref()
+        self.compile_once(&self.compiled, true)
     }
 
     /// The compiled trees without the masks, compiling them on first use.
     pub fn machine_code(&self) -> Option<&CompiledTrees> {
-        self.machine_code
-            .get_or_init(|| match self.ensemble.compile() {
-                Ok(code) => Some(code.without_masks()),
-                Err(e) => {
-                    eprintln!("note: the trees are walked, not compiled: {e}");
-                    None
-                }
-            })
-            .as_ref()
+        self.compile_once(&self.machine_code, false)
+    }
+
+    fn compile_once<'a>(
+        &self,
+        cell: &'a std::sync::OnceLock<Option<CompiledTrees>>,
+        masks: bool,
+    ) -> Option<&'a CompiledTrees> {
+        cell.get_or_init(|| match self.ensemble.compile() {
+            Ok(code) if masks => Some(code),
+            Ok(code) => Some(code.without_masks()),
+            Err(e) => {
+                eprintln!("note: the trees are walked, not compiled: {e}");
+                None
+            }
+        })
+        .as_ref()
     }
 
     fn load_bare(path: &Path, id: Option<&str>) -> Result<ModelBundle> {

@@ -94,6 +94,31 @@ impl Tree {
     }
 }
 
+/// Which of the ways to run the trees a prediction uses.
+#[derive(Clone, Copy)]
+enum Evaluator<'a> {
+    Walk,
+    /// The machine code, and the masks for batches where the model has them.
+    Compiled(&'a CompiledTrees),
+    /// The masks alone, whatever the number of rows.
+    Masked(&'a MaskedTrees),
+}
+
+impl Evaluator<'_> {
+    fn of(compiled: Option<&CompiledTrees>) -> Evaluator<'_> {
+        compiled.map_or(Evaluator::Walk, Evaluator::Compiled)
+    }
+
+    /// Rows per block: the walker's stay in cache; the others' are worth a compiled function's
+    /// or a block of masks' set-up.
+    fn block_rows(self) -> usize {
+        match self {
+            Evaluator::Walk => ROW_BLOCK,
+            Evaluator::Compiled(_) | Evaluator::Masked(_) => COMPILED_ROW_BLOCK,
+        }
+    }
+}
+
 /// What a model's output means.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Transform {
@@ -475,35 +500,18 @@ impl TreeEnsemble {
     /// Like `predict`, with the trees compiled to machine code when `compiled` is given (it must
     /// come from this ensemble).
     pub fn predict_using(&self, matrix: &Matrix, compiled: Option<&CompiledTrees>) -> Vec<f64> {
-        assert_eq!(matrix.cols, self.num_features(), "one column per feature");
-        let mut out = vec![0.0; matrix.rows];
-        let block_rows = if compiled.is_some() {
-            COMPILED_ROW_BLOCK
-        } else {
-            ROW_BLOCK
-        };
-        out.par_chunks_mut(block_rows)
-            .enumerate()
-            .for_each(|(block, out)| {
-                let start = block * block_rows;
-                let rows = &matrix.values[start * matrix.cols..(start + out.len()) * matrix.cols];
-                self.predict_block(rows, matrix.cols, out, compiled);
-            });
-        out
+        self.predict_with(matrix, Evaluator::of(compiled))
     }
 
     /// Single-threaded prediction (for measuring evaluation at one thread).
     pub fn predict_serial(&self, matrix: &Matrix, compiled: Option<&CompiledTrees>) -> Vec<f64> {
+        let evaluator = Evaluator::of(compiled);
+        let block_rows = evaluator.block_rows();
         let mut out = vec![0.0; matrix.rows];
-        let block_rows = if compiled.is_some() {
-            COMPILED_ROW_BLOCK
-        } else {
-            ROW_BLOCK
-        };
         for (block, out) in out.chunks_mut(block_rows).enumerate() {
             let start = block * block_rows;
             let rows = &matrix.values[start * matrix.cols..(start + out.len()) * matrix.cols];
-            self.predict_block(rows, matrix.cols, out, compiled);
+            self.predict_block(rows, matrix.cols, out, evaluator);
         }
         out
     }
@@ -518,33 +526,28 @@ impl TreeEnsemble {
     /// of rows (for tests and benches; `predict_using` picks it for batches), or None when the
     /// model is one it does not take.
     pub fn predict_masked(&self, matrix: &Matrix) -> Option<Vec<f64>> {
-        assert_eq!(matrix.cols, self.num_features(), "one column per feature");
         let masked = MaskedTrees::new(self)?;
-        let mut out = vec![0.0; matrix.rows];
-        out.par_chunks_mut(COMPILED_ROW_BLOCK)
-            .enumerate()
-            .for_each(|(block, out)| {
-                let start = block * COMPILED_ROW_BLOCK;
-                let rows = &matrix.values[start * matrix.cols..(start + out.len()) * matrix.cols];
-                let zeroed: Vec<f64> = rows.iter().map(|&x| as_read(x)).collect();
-                let mut raw = vec![0.0f64; out.len()];
-                masked.accumulate(&zeroed, matrix.cols, &mut raw);
-                for (o, r) in out.iter_mut().zip(raw) {
-                    *o = self.output_of_raw(r);
-                }
-            });
-        Some(out)
+        Some(self.predict_with(matrix, Evaluator::Masked(&masked)))
     }
 
-    fn predict_block(
-        &self,
-        rows: &[f64],
-        cols: usize,
-        out: &mut [f64],
-        compiled: Option<&CompiledTrees>,
-    ) {
+    /// Every row of `matrix` by `evaluator`, in parallel over blocks of rows.
+    fn predict_with(&self, matrix: &Matrix, evaluator: Evaluator) -> Vec<f64> {
+        assert_eq!(matrix.cols, self.num_features(), "one column per feature");
+        let block_rows = evaluator.block_rows();
+        let mut out = vec![0.0; matrix.rows];
+        out.par_chunks_mut(block_rows)
+            .enumerate()
+            .for_each(|(block, out)| {
+                let start = block * block_rows;
+                let rows = &matrix.values[start * matrix.cols..(start + out.len()) * matrix.cols];
+                self.predict_block(rows, matrix.cols, out, evaluator);
+            });
+        out
+    }
+
+    fn predict_block(&self, rows: &[f64], cols: usize, out: &mut [f64], evaluator: Evaluator) {
         let mut raw = vec![0.0f64; out.len()];
-        self.accumulate_block(rows, cols, &mut raw, compiled);
+        self.accumulate_block(rows, cols, &mut raw, evaluator);
         for (o, r) in out.iter_mut().zip(raw) {
             *o = self.output_of_raw(r);
         }
@@ -561,13 +564,7 @@ impl TreeEnsemble {
     }
 
     /// Adds the leaf values of `rows` (row-major, `cols` values each) to `raw`, tree by tree.
-    fn accumulate_block(
-        &self,
-        rows: &[f64],
-        cols: usize,
-        raw: &mut [f64],
-        compiled: Option<&CompiledTrees>,
-    ) {
+    fn accumulate_block(&self, rows: &[f64], cols: usize, raw: &mut [f64], evaluator: Evaluator) {
         // Most blocks hold no value that `as_read` changes, and are read as they are.
         let zeroed: Vec<f64>;
         let rows = if rows.iter().any(|&x| as_read(x).to_bits() != x.to_bits()) {
@@ -576,9 +573,10 @@ impl TreeEnsemble {
         } else {
             rows
         };
-        match compiled {
-            Some(code) => code.accumulate(rows, cols, raw),
-            None => {
+        match evaluator {
+            Evaluator::Compiled(code) => code.accumulate(rows, cols, raw),
+            Evaluator::Masked(masked) => masked.accumulate(rows, cols, raw),
+            Evaluator::Walk => {
                 for tree in &self.trees {
                     walk_rows(tree, raw, |node, r| {
                         let n = &tree.nodes[node];
